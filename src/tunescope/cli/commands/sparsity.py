@@ -1,0 +1,40 @@
+"""`tunescope sparsity`: share of the squared gradient norm carried by the top p% of entries."""
+
+from __future__ import annotations
+
+import argparse
+
+SPARSITY_FLAGS = {"model": "--model", "data": "--data", "text_column": "--text-column",
+                  "label_column": "--label-column", "batches": "--batches", "batch_size": "--batch-size",
+                  "fractions": "--fractions", "targets": "--targets"}
+
+
+def _sparsity(args: argparse.Namespace) -> int:
+    from tunescope.cli.common import make_run_dir, resolve_config
+    from tunescope.experiments.sparsity import SparsityConfig, run_sparsity
+
+    config = resolve_config(SparsityConfig, args)
+    out = make_run_dir(args, "sparsity")
+    res = run_sparsity(config, out)["sparsity"]
+    fr = res["fractions"]
+    print(f"gradient quasi-sparsity of {config.model} on {config.data} ({res['examples']} examples, "
+          f"{res['num_params']:,} entries)")
+    print("top p% of entries:        " + "  ".join(f"{100 * p:>6g}%" for p in fr))
+    for label, part in (("share of ||g||^2, all", res), ("attention q,k,v,o", res["attention_qkvo"])):
+        print(f"{label:<26}" + "  ".join(f"{100 * part['overall'][str(p)]:>6.2f}%" for p in fr)
+              + f"   99% of ||g||^2 in the top {100 * part['entries_for_99']:.2f}% of entries")
+    print(f"report: {out / 'report.html'}")
+    return 0
+
+
+def register(sub) -> None:
+    from tunescope.cli.common import add_common_options, add_config_flags
+    from tunescope.experiments.sparsity import SparsityConfig
+
+    p = sub.add_parser("sparsity", help="gradient quasi-sparsity (share of the gradient norm in the top p%)",
+                       description="Sum the training-loss gradient of a pre-trained model over a few batches and "
+                                   "report, per tensor and overall, the share of the squared gradient norm carried "
+                                   "by the largest 0.1 / 1 / 5 / 10 % of entries (SIFT's quasi-sparsity).")
+    add_common_options(p)
+    add_config_flags(p, SparsityConfig, SPARSITY_FLAGS)
+    p.set_defaults(handler=_sparsity)

@@ -1,0 +1,56 @@
+"""`tunescope transfer`: source task UNDER/OVER-trained, then target with full / lora / lora-inflection."""
+
+from __future__ import annotations
+
+import argparse
+
+TRANSFER_FLAGS = {
+    "model": "--model",
+    "source": "--source",
+    "target": "--target",
+    "regimes": "--regimes",
+    "strategies": "--strategies",
+    "seeds": "--seeds",
+    "under_epochs": "--under-epochs",
+    "over_epochs": "--over-epochs",
+    "source_limit": "--source-limit",
+    "target_limit": "--target-limit",
+    "target_epochs": "--target-epochs",
+}
+
+
+def _transfer(args: argparse.Namespace) -> int:
+    from tunescope.cli.common import make_run_dir, resolve_config
+    from tunescope.experiments.transfer import TransferConfig, transfer
+
+    defaults = {}
+    if args.limit is not None:  # --limit caps both tasks unless a task-specific limit is given
+        defaults = {"source_limit": args.limit, "target_limit": args.limit}
+    config = resolve_config(TransferConfig, args, defaults)
+    run_dir = make_run_dir(args, "transfer")
+    results = transfer(config, run_dir)
+    t = results["transfer"]
+    for regime, src in t["sources"].items():
+        print(f"source {regime}: {src['epochs']} epochs, final training loss {src['train_loss_final']}")
+    print(f"{'regime':8s} {'strategy':16s} {'accuracy':>18s} {'trainable':>12s}")
+    for regime, by_strategy in t["summary"].items():
+        for strategy, s in by_strategy.items():
+            print(f"{regime:8s} {strategy:16s} {s['accuracy_mean']:.4f} +- {s['accuracy_std']:.4f} (n={s['n']}) "
+                  f"{s['trainable_params']:>12,}")
+    f = t["finding"]
+    print(f"paper's finding ({f['criterion']}): {'reproduces' if f['reproduces'] else 'does not reproduce'}"
+          if f["reproduces"] is not None else "paper's finding: needs both regimes and lora + lora-inflection")
+    print(f"report: {run_dir / 'report.html'}")
+    return 0
+
+
+def register(sub) -> None:
+    from tunescope.cli.common import add_common_options, add_config_flags
+    from tunescope.experiments.transfer import TransferConfig
+
+    p = sub.add_parser("transfer", help="seed-000 experiment: UNDER/OVER source, then full / lora / lora-inflection",
+                       description="Source task fine-tuned UNDER (fraction of an epoch) and OVER (saturated), then "
+                                   "each source model fine-tuned on the target task with every strategy and seed.")
+    add_common_options(p)
+    add_config_flags(p, TransferConfig, TRANSFER_FLAGS)
+    p.set_defaults(handler=_transfer)

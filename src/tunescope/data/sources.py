@@ -1,0 +1,64 @@
+"""Reading a user's data source: a named asset, a local csv/tsv/jsonl/json/parquet/txt file, or a hub id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from tunescope.errors import UserError, did_you_mean
+
+LOCAL_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet", ".txt")
+
+
+def read_local(path: Path) -> pd.DataFrame:
+    """A local table as a DataFrame; .txt files give one row per non-empty line in column `text`."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        if suffix == ".tsv":
+            return pd.read_csv(path, sep="\t")
+        if suffix == ".jsonl":
+            return pd.read_json(path, lines=True)
+        if suffix == ".json":
+            return pd.read_json(path)
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix == ".txt":
+            lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+            return pd.DataFrame({"text": [ln for ln in lines if ln]})
+    except (ValueError, pd.errors.ParserError, OSError) as e:
+        raise UserError(f"could not read data file {str(path)!r}: {str(e).splitlines()[0]}") from None
+    raise UserError(f"unsupported data file type {suffix!r} for {str(path)!r}; accepted: {', '.join(LOCAL_SUFFIXES)}")
+
+
+def read_hub(name: str, named: list[str]) -> dict[str, pd.DataFrame]:
+    """All splits of a hub data set, as DataFrames; UserError when it cannot be loaded (e.g. offline)."""
+    looks_like_path = name.startswith((".", "/", "~")) or Path(name).suffix.lower() in LOCAL_SUFFIXES
+    if looks_like_path:
+        raise UserError(f"data file {name!r} does not exist")
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(name)
+    except Exception as e:  # offline, unknown id, gated ...: all mean "cannot use this name"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"unknown dataset {name!r}: not a named asset ({', '.join(named)}), not a local file, "
+                        f"and the hub could not load it ({first[:160]}).{did_you_mean(name, named)}") from None
+    return {split: d.to_pandas() for split, d in ds.items()}
+
+
+def pick_column(df: pd.DataFrame, wanted: str | None, defaults: tuple[str, ...], role: str, source: str) -> str:
+    """The column to use for `role` (text / label): `wanted` if given, else the first default present."""
+    columns = [str(c) for c in df.columns]
+    if wanted is not None:
+        if wanted not in columns:
+            raise UserError(f"{role} column {wanted!r} not found in {source}; columns: {', '.join(columns)}"
+                            + did_you_mean(wanted, columns))
+        return wanted
+    for name in defaults:
+        if name in columns:
+            return name
+    raise UserError(f"no {role} column in {source} (looked for {', '.join(defaults)}); columns: "
+                    f"{', '.join(columns)}; pass --{role}-column")

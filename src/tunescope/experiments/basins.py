@@ -1,0 +1,246 @@
+"""The basins experiment (METHODS.md section 4, arXiv 2505.17646) at CPU scale.
+
+    OMP_NUM_THREADS=1 .venv/bin/python -m tunescope.experiments.basins out=runs/basins [key=value ...]
+
+For each strategy (full, lora, sift if registered) and GO noise sigma (0 = plain training):
+1. fine-tune `model` on `data` (FinetuneConfig; GO via noise_sigma), skipped when the run exists;
+2. `tunescope landscape` on the run directory: random (m), worst-case and sft directions, scope all
+   (LoRA merged into its base), 1-D curves;
+3. pre-trained capability: a linear probe (standardised L2 logistic regression, sklearn) on a second task
+   (`probe_data`) fitted on frozen mean-pooled final-layer features, for the pre-trained model and for
+   every fine-tuned one (same probe examples). Retention = probe accuracy of the fine-tuned encoder /
+   that of the pre-trained encoder.
+Writes OUT/basins.json (one row per run + the pre-trained probe) and OUT/basins_*.png.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tunescope.config import build_config, check, parse_overrides
+from tunescope.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BasinsConfig:
+    """Settings of the basins experiment (defaults = the run in docs/results/basins.md)."""
+
+    out: str = "runs/basins"
+    """Output folder: one run directory per (strategy, sigma), basins.json, plots."""
+    model: str = "minilm-l6"
+    """Pre-trained model."""
+    data: str = "rotten_tomatoes"
+    """Fine-tuning task (the basin score is its test accuracy)."""
+    probe_data: str = "tweets_sentiment"
+    """Second task for the pre-trained-capability linear probe."""
+    strategies: list[str] = field(default_factory=lambda: ["full", "lora", "sift"])
+    """Fine-tuning strategies (unregistered ones are skipped with a warning)."""
+    sigmas: list[float] = field(default_factory=lambda: [0.0, 0.01])
+    """GO noise sigmas (0 = plain training)."""
+    go_strategies: list[str] = field(default_factory=lambda: ["full", "lora"])
+    """Strategies also trained with the non-zero sigmas."""
+    epochs: float = 2.0
+    """Fine-tuning epochs."""
+    limit: int = 600
+    """Examples per split (train / validation / test)."""
+    max_length: int = 48
+    """Tokens per example."""
+    batch_size: int = 32
+    """Training batch size."""
+    num_directions: int = 4
+    """Random directions per model."""
+    worst_steps: int = 4
+    """Projected-ascent steps of the worst-case direction."""
+    worst_batches: int = 1
+    """Evaluation batches in the ascent's loss."""
+    eval_examples: int = 96
+    """Test examples in the basin score."""
+    curve_points: int = 9
+    """Points per 1-D curve."""
+    probe_limit: int = 500
+    """Probe examples per split (train for fitting, test for accuracy)."""
+    seed: int = 0
+    """Seed of data splits, training and directions."""
+
+    def __post_init__(self):
+        check(all(s >= 0 for s in self.sigmas), "sigmas", self.sigmas, "numbers >= 0")
+        check(self.num_directions >= 1, "num_directions", self.num_directions, "a positive integer")
+
+
+@torch.no_grad()
+def mean_pooled_features(model, batches: list[dict]) -> np.ndarray:
+    """phi(x) = mean over valid tokens of the final-layer hidden state: [N, hidden]."""
+    out = []
+    for batch in batches:
+        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        h = model(**inputs, output_hidden_states=True).hidden_states[-1]
+        m = batch["attention_mask"].unsqueeze(-1).to(h.dtype)
+        out.append(((h * m).sum(1) / m.sum(1).clamp_min(1)).float().numpy())
+    return np.concatenate(out)
+
+
+def probe_accuracy(model, train: list[dict], test: list[dict], seed: int) -> float:
+    """Test accuracy of an L2 logistic regression (C = 1, standardised features) fitted on frozen features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model.eval()
+    xtr, xte = mean_pooled_features(model, train), mean_pooled_features(model, test)
+    ytr = np.concatenate([b["labels"].numpy() for b in train])
+    yte = np.concatenate([b["labels"].numpy() for b in test])
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000, random_state=seed))
+    clf.fit(xtr, ytr)
+    return float((clf.predict(xte) == yte).mean())
+
+
+def _probe_batches(config: BasinsConfig, tokenizer):
+    from tunescope.data import load_classification
+    from tunescope.data.tokenize import collator, tokenize_classification
+    from tunescope.landscape.scores import collate_batches
+
+    data = load_classification(config.probe_data, seed=config.seed, limit=config.probe_limit)
+    tok = tokenize_classification(data, tokenizer, config.max_length)
+    collate = collator(tokenizer)
+    return collate_batches(tok["train"], collate, 64), collate_batches(tok["test"], collate, 64)
+
+
+def _finetune(config: BasinsConfig, strategy: str, sigma: float, run_dir: Path) -> dict:
+    import json
+
+    from tunescope.experiments.finetune import FinetuneConfig, finetune
+
+    if (run_dir / "results.json").is_file():
+        return json.loads((run_dir / "results.json").read_text())
+    ft = FinetuneConfig(model=config.model, data=config.data, strategy=strategy, epochs=config.epochs,
+                        limit=config.limit, max_length=config.max_length, batch_size=config.batch_size,
+                        seed=config.seed, noise_sigma=sigma, feature_change=False)
+    return finetune(ft, run_dir, write_report=False)
+
+
+def _landscape(config: BasinsConfig, run_dir: Path) -> dict:
+    import json
+
+    from tunescope.experiments.landscape import LandscapeConfig, run_landscape
+
+    out = run_dir / "landscape"
+    if (out / "results.json").is_file():
+        return json.loads((out / "results.json").read_text())
+    lc = LandscapeConfig(model=str(run_dir), directions=["random", "worst", "sft"],
+                         num_directions=config.num_directions, worst_steps=config.worst_steps,
+                         worst_batches=config.worst_batches, eval_examples=config.eval_examples,
+                         eval_batch_size=48, max_length=config.max_length, limit=config.limit,
+                         curve_points=config.curve_points, seed=config.seed)
+    return run_landscape(lc, out, write_report=True)
+
+
+def run_basins(config: BasinsConfig) -> dict:
+    """Fine-tune, measure basins and probe capability for every (strategy, sigma); returns basins.json."""
+    from tunescope.experiments.diagnose import resolve_checkpoint
+    from tunescope.models.load import load_classifier
+    from tunescope.strategies import STRATEGIES
+
+    torch.set_num_threads(1)  # the shared CPU: one thread per process is the fastest per-core choice here
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    pre, tokenizer = load_classifier(config.model, 2)
+    probe_train, probe_test = _probe_batches(config, tokenizer)
+    pre_probe = probe_accuracy(pre, probe_train, probe_test, config.seed)
+    log.info("pre-trained probe accuracy on %s: %.4f", config.probe_data, pre_probe)
+    rows = []
+    for strategy in config.strategies:
+        if strategy not in STRATEGIES.names():
+            log.warning("strategy %s is not registered here: skipped", strategy)
+            continue
+        for sigma in config.sigmas:
+            if sigma > 0 and strategy not in config.go_strategies:
+                continue
+            name = f"{strategy}-go{sigma:g}"
+            run_dir = out / name
+            ft = _finetune(config, strategy, sigma, run_dir)
+            ls = _landscape(config, run_dir)
+            model, _ = load_classifier(resolve_checkpoint(str(run_dir)), 2)
+            if hasattr(model, "merge_and_unload"):
+                model = model.merge_and_unload()
+            acc = probe_accuracy(model, probe_train, probe_test, config.seed)
+            b = ls["basin"]
+            rows.append({
+                "run": name, "strategy": strategy, "noise_sigma": sigma,
+                "test_accuracy": ft["eval"]["accuracy"], "basin_score": b["score"],
+                "random_median_radius": b["random"]["median_radius"], "random_radii": b["random"]["radii"],
+                "worst_radius": b["worst"]["median_radius"], "sft_radius": b["sft"]["median_radius"],
+                "sft_radius_towards_base": b["sft"]["radii_negative"][0], "base_distance": -b["sft"]["base_scale"],
+                "evals_per_direction": b["random"]["evaluations_per_direction"],
+                "probe_accuracy": acc, "probe_retention": acc / pre_probe,
+                "train_seconds": ft.get("wall_seconds"), "landscape_seconds": ls.get("wall_seconds"),
+            })
+            log.info("%s: %s", name, rows[-1])
+            del model
+    result = {"config": vars(config), "pretrained_probe_accuracy": pre_probe, "rows": rows,
+              "wall_seconds": round(time.perf_counter() - start, 1)}
+    atomic_write_json(out / "basins.json", result)
+    plot_basins(result, out)
+    return result
+
+
+def plot_basins(result: dict, folder: Path) -> None:
+    """basins_radii.png (radii per run and direction type) and basins_curves.png (random + sft curves)."""
+    import json
+
+    from tunescope.report.plots import new_figure, save_figure
+
+    rows = result["rows"]
+    fig, ax = new_figure(7.0, 3.4)
+    for i, r in enumerate(rows):
+        ax.scatter(r["random_radii"], [i] * len(r["random_radii"]), color="tab:blue", s=16, alpha=0.7,
+                   label="random" if i == 0 else None)
+        ax.scatter([r["worst_radius"]], [i], color="tab:red", marker="x", s=40, label="worst" if i == 0 else None)
+        ax.scatter([r["sft_radius"]], [i], color="tab:green", marker="^", s=30, label="sft" if i == 0 else None)
+    ax.set_yticks(range(len(rows)), [r["run"] for r in rows])
+    ax.set_xscale("log")
+    ax.set_xlabel("basin radius a (accuracy drop <= 0.05; ||a delta|| = a sqrt(d))")
+    ax.legend(fontsize=8)
+    save_figure(fig, Path(folder) / "basins_radii.png")
+
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.2), dpi=110)
+    for r in rows:
+        ls = json.loads((Path(folder) / r["run"] / "landscape" / "results.json").read_text())["basin"]
+        for ax, kind in zip(axes, ("random", "sft"), strict=True):
+            c = ls.get("curves", {}).get(kind)
+            if c:
+                ax.plot(c["grid"], c["scores"][0], marker=".", label=r["run"])
+    for ax, kind in zip(axes, ("random", "sft"), strict=True):
+        ax.set_title(f"{kind} direction", fontsize=9)
+        ax.set_xlabel("a")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy (rotten_tomatoes)")
+    axes[1].legend(fontsize=7)
+    save_figure(fig, Path(folder) / "basins_curves.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = build_config(BasinsConfig, parse_overrides(argv if argv is not None else sys.argv[1:]))
+    result = run_basins(config)
+    print(f"pre-trained probe accuracy ({config.probe_data}): {result['pretrained_probe_accuracy']:.4f}")
+    for r in result["rows"]:
+        print(f"{r['run']:>14}: acc {r['test_accuracy']:.3f}  random r {r['random_median_radius']:.4g}  "
+              f"worst r {r['worst_radius']:.4g}  sft r {r['sft_radius']:.4g}  base at {r['base_distance']:.4g}  "
+              f"probe {r['probe_accuracy']:.3f} ({r['probe_retention']:.3f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

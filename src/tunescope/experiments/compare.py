@@ -1,0 +1,128 @@
+"""`tunescope compare`: several strategies on the same data, model and seeds; one table and one report.
+
+Each (strategy, seed) is an ordinary fine-tuning run in OUT/<strategy>-seed<s>/ (its own results.json and
+report); a run whose results.json already exists is reused, so an interrupted comparison resumes. The
+comparison's own results.json holds every run's headline numbers (`comparison.runs`) and their mean and
+standard deviation per strategy (`comparison.summary`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tunescope.errors import UserError
+from tunescope.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+# (column, path into a run's results.json); the table and the plots use these names.
+METRICS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("accuracy", ("eval", "accuracy")),
+    ("nll", ("eval", "nll")),
+    ("ece", ("eval", "ece")),
+    ("ece_after_ts", ("eval", "ece_after_ts")),
+    ("mce", ("eval", "mce")),
+    ("brier", ("eval", "brier")),
+    ("temperature", ("eval", "temperature")),
+    ("head_norm_init", ("head_norm", "init")),
+    ("head_norm_after_lp", ("head_norm", "after_lp")),
+    ("head_norm_after_ft", ("head_norm", "after_ft")),
+    ("feature_cosine", ("feature_change", "cosine")),
+    ("feature_l2", ("feature_change", "l2")),
+    ("ft_ratio", ("ntk", "ft_ratio")),
+    ("trainable_params", ("trainable_params",)),
+    ("wall_seconds", ("wall_seconds",)),
+)
+
+
+def _get(results: dict, path: tuple[str, ...]):
+    for key in path:
+        if not isinstance(results, dict) or key not in results:
+            return None
+        results = results[key]
+    return results if isinstance(results, (int, float)) and not isinstance(results, bool) else None
+
+
+def run_row(results: dict) -> dict:
+    """The headline numbers of one run (None where the run did not compute a metric)."""
+    return {"strategy": results.get("strategy"), "seed": results.get("seed"),
+            **{name: _get(results, path) for name, path in METRICS}}
+
+
+def summarise(rows: list[dict], strategies: list[str]) -> list[dict]:
+    """Per strategy: mean and sample standard deviation (ddof=1; 0 for one seed) of every metric over seeds."""
+    out = []
+    for strategy in strategies:
+        mine = [r for r in rows if r["strategy"] == strategy]
+        entry: dict = {"strategy": strategy, "n_seeds": len(mine)}
+        for name, _ in METRICS:
+            vals = np.array([r[name] for r in mine if r[name] is not None], dtype=float)
+            entry[name] = float(vals.mean()) if len(vals) else None
+            entry[f"{name}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else (0.0 if len(vals) else None)
+        out.append(entry)
+    return out
+
+
+def run_compare(base, strategies: list[str], seeds: list[int], out_dir: str | Path, *,
+                write_report: bool = True) -> dict:
+    """Fine-tune `base` (a FinetuneConfig) once per (strategy, seed); returns the comparison results dict."""
+    from tunescope.experiments.finetune import finetune
+    from tunescope.strategies import STRATEGIES
+
+    if not strategies:
+        raise UserError("bad value '' for --strategies: expected a comma-separated list of strategies")
+    for s in strategies:
+        STRATEGIES.get(s)
+    if len(set(strategies)) != len(strategies):
+        raise UserError(f"bad value {','.join(strategies)!r} for --strategies: a strategy is listed twice")
+    if not seeds:
+        raise UserError("bad value '' for --seeds: expected a comma-separated list of integers")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    rows = []
+    for seed in seeds:
+        for strategy in strategies:
+            run_dir = out_dir / f"{strategy}-seed{seed}"
+            done = run_dir / "results.json"
+            if done.is_file():
+                log.info("reusing %s", run_dir)
+                results = json.loads(done.read_text())
+            else:
+                log.info("compare: %s, seed %d", strategy, seed)
+                config = dataclasses.replace(base, strategy=strategy, seed=seed)
+                results = finetune(config, run_dir, write_report=write_report)
+            row = run_row(results)
+            row["run_dir"] = run_dir.name
+            rows.append(row)
+    comparison = {"command": "compare", "title": f"tunescope: compare {', '.join(strategies)} on {base.model}",
+                  "model": base.model, "data": base.data, "strategies": strategies, "seeds": seeds,
+                  "settings": {k: v for k, v in dataclasses.asdict(base).items() if k != "strategy"},
+                  "comparison": {"runs": rows, "summary": summarise(rows, strategies)},
+                  "wall_seconds": round(time.perf_counter() - start, 2)}
+    atomic_write_json(out_dir / "results.json", comparison)
+    if write_report:
+        from tunescope.report.html import build_report
+
+        build_report(out_dir)
+    return comparison
+
+
+def format_table(summary: list[dict]) -> str:
+    """A plain-text table (mean +- std over seeds) of the headline columns, for the terminal."""
+    cols = ("accuracy", "ece", "ece_after_ts", "head_norm_after_lp", "head_norm_after_ft", "feature_cosine",
+            "feature_l2", "ft_ratio")
+    lines = ["strategy".ljust(10) + "".join(c.rjust(22) for c in cols)]
+    for e in summary:
+        cells = []
+        for c in cols:
+            v, s = e.get(c), e.get(f"{c}_std")
+            cells.append(("-" if v is None else f"{v:.4g} ± {s:.2g}").rjust(22))
+        lines.append(str(e["strategy"]).ljust(10) + "".join(cells))
+    return "\n".join(lines)

@@ -1,0 +1,31 @@
+"""`tunescope run`: the main job - diagnose -> select inflection layers -> fine-tune -> evaluate -> report.
+
+Default: minilm-l6 on rotten_tomatoes. The pre-trained model's per-layer diagnostics are always recorded and the
+inflection layers selected before training (results.json `diagnostics.*`, report section with the band marked);
+after training, Delta-CKA per layer against the pre-trained model. When the config asks for plain `lora` without
+explicit `layers`, the adapters go where the diagnosis points (`RUN_STRATEGY`, see docs/results/inflection.md for
+the measurement behind that choice); any other strategy is run as given, still diagnosed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from tunescope.experiments.finetune import FinetuneConfig, finetune
+
+# The strategy `run` uses for the default LoRA request (measured in docs/results/inflection.md).
+RUN_STRATEGY = "lora-inflection"
+
+
+def run_config(config: FinetuneConfig) -> FinetuneConfig:
+    """The config `run` actually trains with: diagnostics on; default LoRA -> RUN_STRATEGY."""
+    changes: dict = {"diagnose": True}
+    if config.strategy == "lora" and config.layers is None:
+        changes["strategy"] = RUN_STRATEGY
+    return dataclasses.replace(config, **changes)
+
+
+def main_job(config: FinetuneConfig, run_dir: str | Path, *, resume: bool = False) -> dict:
+    """Diagnose, select, fine-tune and evaluate with `config` (see module docstring); returns results."""
+    return finetune(run_config(config), run_dir, resume=resume)

@@ -1,0 +1,237 @@
+"""`tunescope transfer`: the seed-000 experiment (arXiv 2511.00797), source regime x target strategy.
+
+1. Source task (default tweets_sentiment) fine-tuned fully, twice: UNDER (a fraction of an epoch) and OVER (many
+   epochs, until the training loss is near zero - the saturated regime of the paper). Once per regime, seed
+   `source_seed`.
+2. Each source checkpoint is fine-tuned on the target task (default rotten_tomatoes) with every strategy
+   (full / lora / lora-inflection) and every seed, with diagnostics on: the per-layer table of the source model
+   before, Delta-CKA and the table after.
+3. Summary: target test accuracy mean/std per (regime, strategy), trainable parameters, and whether the paper's
+   finding holds: OVER gains from inflection LoRA, UNDER loses (here: acc(lora-inflection) - acc(lora) > 0 in OVER
+   and < 0 in UNDER, also reported against full FT).
+Hub pair of the paper: `--source stanfordnlp/sst2 --target cornell-movie-review-data/rotten_tomatoes
+--model bert-base-uncased`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tunescope.config import check, save_config
+from tunescope.io import atomic_write_json, read_jsonl
+
+log = logging.getLogger(__name__)
+REGIMES = ("under", "over")
+
+
+@dataclass
+class TransferConfig:
+    """The transfer experiment (defaults: the offline pair on minilm-l6, small enough for a shared CPU)."""
+
+    model: str = "minilm-l6"
+    """Pre-trained model the source runs start from."""
+    source: str = "tweets_sentiment"
+    """Source task data."""
+    target: str = "rotten_tomatoes"
+    """Target task data."""
+    regimes: list[str] = field(default_factory=lambda: list(REGIMES))
+    """Source regimes to run: under, over."""
+    strategies: list[str] = field(default_factory=lambda: ["full", "lora", "lora-inflection"])
+    """Target fine-tuning strategies."""
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    """Seeds of the target runs."""
+    source_seed: int = 0
+    """Seed of the source runs (one source model per regime)."""
+    under_epochs: float = 0.25
+    """Source epochs in the UNDER regime."""
+    over_epochs: float = 8.0
+    """Source epochs in the OVER regime (until the training loss is near zero)."""
+    source_limit: int | None = 1000
+    """Cap on source examples per split."""
+    target_limit: int | None = 1000
+    """Cap on target examples per split."""
+    target_epochs: float = 1.0
+    """Target fine-tuning epochs."""
+    batch_size: int = 32
+    """Training batch size."""
+    max_length: int = 64
+    """Maximum tokens per example."""
+    probe_batches: int = 2
+    """Probe batches for the diagnostics."""
+    probe_batch_size: int = 16
+    """Examples per probe batch."""
+
+    def __post_init__(self):
+        bad = [r for r in self.regimes if r not in REGIMES]
+        check(not bad and bool(self.regimes), "regimes", bad[0] if bad else self.regimes, "some of under, over")
+        check(bool(self.seeds), "seeds", self.seeds, "at least one seed")
+        check(self.under_epochs > 0 and self.over_epochs > 0, "under_epochs/over_epochs",
+              (self.under_epochs, self.over_epochs), "positive numbers")
+        check(self.target_epochs > 0, "target_epochs", self.target_epochs, "a positive number")
+        from tunescope.strategies import STRATEGIES
+
+        for s in self.strategies:
+            STRATEGIES.get(s)
+
+
+def _final_train_loss(run_dir: Path) -> float | None:
+    """The last logged training loss (every logging_steps), else the Trainer's mean `train_loss`."""
+    path = run_dir / "metrics.jsonl"
+    records = read_jsonl(path) if path.is_file() else []
+    for key in ("loss", "train_loss"):
+        values = [m[key] for m in records if m.get(key) is not None]
+        if values:
+            return float(values[-1])
+    return None
+
+
+def _cached(run_dir: Path) -> dict | None:
+    """A finished run's results (so an interrupted experiment resumes where it stopped)."""
+    path = run_dir / "results.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def run_source(config: TransferConfig, regime: str, run_dir: Path) -> tuple[Path, dict]:
+    from tunescope.experiments.finetune import FinetuneConfig, finetune
+
+    epochs = config.under_epochs if regime == "under" else config.over_epochs
+    results = _cached(run_dir)
+    if results is None:
+        ft = FinetuneConfig(model=config.model, data=config.source, strategy="full", epochs=epochs,
+                            batch_size=config.batch_size, max_length=config.max_length, limit=config.source_limit,
+                            seed=config.source_seed, save_total_limit=1, warmup_ratio=0.0 if regime == "under"
+                            else 0.06)
+        results = finetune(ft, run_dir, write_report=False)
+    summary = {"regime": regime, "epochs": epochs, "train_loss_final": _final_train_loss(run_dir),
+               "source_test_accuracy": results.get("eval", {}).get("accuracy")}
+    return run_dir / "checkpoints" / "final", summary
+
+
+def run_target(config: TransferConfig, source_ckpt: Path, strategy: str, seed: int, run_dir: Path) -> dict:
+    from tunescope.experiments.finetune import FinetuneConfig, finetune
+
+    results = _cached(run_dir)
+    if results is None:
+        ft = FinetuneConfig(model=str(source_ckpt), data=config.target, strategy=strategy,
+                            epochs=config.target_epochs, batch_size=config.batch_size, max_length=config.max_length,
+                            limit=config.target_limit, seed=seed, diagnose=True, probe_batches=config.probe_batches,
+                            probe_batch_size=config.probe_batch_size, save_total_limit=1)
+        results = finetune(ft, run_dir, write_report=False)
+    diag = results.get("diagnostics", {})
+    return {"strategy": strategy, "seed": seed, "accuracy": results["eval"]["accuracy"],
+            "trainable_params": results.get("trainable_params"), "total_params": results.get("total_params"),
+            "adapted_layers": results.get("adapted_layers"), "inflection_layers": diag.get("inflection_layers"),
+            "diagnostics_before": diag.get("layers"),
+            "diagnostics_after": (results.get("diagnostics_after") or {}).get("layers"),
+            "wall_seconds": results.get("wall_seconds")}
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Per regime and strategy: accuracy mean, std (n-1), n, trainable params; and the paper's finding."""
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r["regime"], {}).setdefault(r["strategy"], []).append(r)
+    summary = {}
+    for regime, by_strategy in out.items():
+        summary[regime] = {}
+        for strategy, runs in by_strategy.items():
+            accs = [x["accuracy"] for x in runs]
+            summary[regime][strategy] = {"accuracy_mean": statistics.fmean(accs),
+                                         "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                                         "n": len(accs), "trainable_params": runs[0]["trainable_params"]}
+    return summary
+
+
+def finding(summary: dict) -> dict:
+    """Gains of lora-inflection over lora and over full per regime; does the paper's pattern hold?"""
+    gains = {}
+    for regime, s in summary.items():
+        if "lora-inflection" in s:
+            gains[regime] = {f"vs_{b}": s["lora-inflection"]["accuracy_mean"] - s[b]["accuracy_mean"]
+                             for b in ("lora", "full") if b in s}
+    holds = None
+    if "over" in gains and "under" in gains and "vs_lora" in gains["over"] and "vs_lora" in gains["under"]:
+        holds = gains["over"]["vs_lora"] > 0 > gains["under"]["vs_lora"]
+    return {"gains": gains, "reproduces": holds,
+            "criterion": "acc(lora-inflection) - acc(lora) > 0 after OVER and < 0 after UNDER"}
+
+
+def transfer(config: TransferConfig, run_dir: str | Path, *, write_report: bool = True) -> dict:
+    """Run (or resume) the whole grid; writes run_dir/results.json with `transfer.*` and returns it."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.yaml")
+    start = time.perf_counter()
+    sources, rows = {}, []
+    for regime in config.regimes:
+        ckpt, sources[regime] = run_source(config, regime, run_dir / f"source-{regime}")
+        log.info("source %s: final training loss %s", regime, sources[regime]["train_loss_final"])
+        for seed in config.seeds:
+            for strategy in config.strategies:
+                row = run_target(config, ckpt, strategy, seed, run_dir / f"target-{regime}-{strategy}-s{seed}")
+                rows.append({"regime": regime, **row})
+                log.info("%s / %s / seed %d: accuracy %.4f", regime, strategy, seed, row["accuracy"])
+    summary = summarise(rows)
+    results = {"command": "transfer", "model": config.model, "data": f"{config.source} -> {config.target}",
+               "transfer": {"sources": sources, "runs": rows, "summary": summary, "finding": finding(summary)},
+               "wall_seconds": round(time.perf_counter() - start, 2)}
+    atomic_write_json(run_dir / "results.json", results)
+    if write_report:
+        from tunescope.report.html import build_report
+
+        build_report(run_dir)
+    return results
+
+
+def transfer_figures(results: dict) -> dict:
+    """Figures of a finished transfer experiment: {"accuracy": fig, "profiles": fig, "delta_cka": fig}."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from tunescope.report.sections.diagnostics import transfer_figure
+
+    t = results["transfer"]
+    figs = {"accuracy": transfer_figure(t["summary"])}
+    regimes = list(t["summary"])
+    metrics = [("attn_entropy", "attention entropy H_l"), ("act_grad_norm", "activation grad norm A_l"),
+               ("param_grad_norm", "parameter grad norm G_l")]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(12, 3.2), dpi=110)
+    for regime in regimes:
+        run = next((r for r in t["runs"] if r["regime"] == regime and r["diagnostics_before"]), None)
+        if run is None:
+            continue
+        rows = run["diagnostics_before"]
+        for ax, (key, label) in zip(axes, metrics):
+            line, = ax.plot([r["layer"] for r in rows], [r[key] for r in rows], marker="o",
+                            label=f"{regime.upper()} source")
+            if run.get("inflection_layers") and key == "attn_entropy":
+                band = run["inflection_layers"]
+                ax.axvspan(min(band) - 0.5, max(band) + 0.5, color=line.get_color(), alpha=0.12)
+            ax.set_title(label, fontsize=9)
+            ax.set_xlabel("layer (0-based)", fontsize=8)
+            ax.grid(alpha=0.3)
+            if key != "attn_entropy":
+                ax.set_yscale("log")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("source models on target probe batches (shaded: selected inflection band)", fontsize=10)
+    figs["profiles"] = fig
+    fig, axes = plt.subplots(1, len(regimes), figsize=(5 * len(regimes), 3.2), dpi=110, squeeze=False)
+    for ax, regime in zip(axes[0], regimes):
+        for strategy in t["summary"][regime]:
+            runs = [r for r in t["runs"] if r["regime"] == regime and r["strategy"] == strategy
+                    and r["diagnostics_after"]]
+            if not runs:
+                continue
+            cka = np.array([[row.get("delta_cka", np.nan) for row in r["diagnostics_after"]] for r in runs])
+            ax.plot(range(cka.shape[1]), np.nanmean(cka, axis=0), marker="o", label=strategy)
+        ax.set_title(f"Delta-CKA source -> target, {regime.upper()} source", fontsize=9)
+        ax.set_xlabel("layer (0-based)", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    figs["delta_cka"] = fig
+    return figs

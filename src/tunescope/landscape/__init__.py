@@ -1,0 +1,1 @@
+"""Loss-landscape basins: directions, radius search (bracketing + bisection), statistical bounds."""

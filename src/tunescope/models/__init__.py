@@ -1,0 +1,1 @@
+"""Model loading (named asset / folder / hub id), architecture layouts, and tiny test models."""

@@ -1,0 +1,1 @@
+"""Run results (results.json, metrics.jsonl) and the self-contained HTML report."""

@@ -1,0 +1,113 @@
+"""`sift`: sparse increment fine-tuning (Song et al., ICML 2024) as a tunescope Strategy.
+
+prepare:          target weights (attention q,k,v,o by default) get a SiftEngine; the head trains densely;
+                  everything else is frozen.
+create_optimizer: SiftAdamW over the k-vectors and the head (fp32 state for the selected entries only).
+callbacks:        on_train_begin chooses the mask from the first `sift_selection_batches` batches of the
+                  Trainer's own (per-process) train loader, all-reduced across processes; gradient
+                  clipping moves from the Trainer into the optimizer (which sees the k-vector grads);
+                  on_train_end records the facts in results["sift"].
+save / load:      the sparse delta (safetensors indices + values, JSON config), see state.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from pathlib import Path
+
+from torch import nn
+from transformers import TrainerCallback
+
+from tunescope.errors import UserError
+from tunescope.strategies.base import STRATEGIES, StrategyContext, head_parameter_names
+from tunescope.strategies.sift.config import SiftConfig
+from tunescope.strategies.sift.optimizer import SiftAdamW, optimizer_state_bytes
+from tunescope.strategies.sift.sparse import SiftEngine
+from tunescope.strategies.sift.state import load_delta, restore_engine, save_delta
+
+log = logging.getLogger(__name__)
+ENGINE_ATTR = "_tunescope_sift_engine"
+
+
+def sift_config_from(config, seed: int = 0) -> SiftConfig:
+    """SiftConfig from a FinetuneConfig's sift_* fields (UserError on bad values)."""
+    return SiftConfig(rate=config.sift_rate, targets=config.sift_targets,
+                      selection_batches=config.sift_selection_batches, mask=config.sift_mask, seed=seed,
+                      extra={"model": getattr(config, "model", None)})
+
+
+def engine_of(model: nn.Module) -> SiftEngine:
+    engine = getattr(model, ENGINE_ATTR, None)
+    if engine is None:
+        raise UserError("this model was not prepared by the sift strategy")
+    return engine
+
+
+def sift_facts(engine: SiftEngine, optimizer=None) -> dict:
+    """results["sift"]: rate, selected_params, optimizer_state_bytes (moments + indices/base/delta), ..."""
+    facts = {"rate": engine.config.rate, "mask": engine.config.mask,
+             "selection_batches": engine.config.selection_batches, "targets": len(engine.slots),
+             "selected_params": engine.selected_params, "dense_params": engine.dense_params(),
+             "target_params": sum(s.weight.numel() for s in engine.slots.values()),
+             "grad_topk_share": engine.grad_topk_share}
+    if optimizer is not None:
+        facts["optimizer_state_bytes"] = optimizer_state_bytes(optimizer) + engine.bookkeeping_bytes()
+    return facts
+
+
+class SiftCallback(TrainerCallback):
+    """Selects the mask when training starts and records SIFT facts when it ends."""
+
+    def __init__(self, engine: SiftEngine, results: dict):
+        self.engine, self.results = engine, results
+
+    def on_train_begin(self, args, state, control, model=None, optimizer=None, train_dataloader=None, **kw):
+        opt = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps the optimizer
+        if isinstance(opt, SiftAdamW) and args.max_grad_norm and args.max_grad_norm > 0:
+            # The Trainer clips model.parameters() only, where SIFT's targets hold no gradient.
+            opt.max_grad_norm, args.max_grad_norm = args.max_grad_norm, 0.0
+        if not self.engine.selected:  # not when resuming: load() restored the mask
+            if self.engine.config.mask == "top" and train_dataloader is None:
+                raise RuntimeError("SIFT needs the train dataloader to select its mask")
+            batches = itertools.islice(iter(train_dataloader), self.engine.config.selection_batches) \
+                if train_dataloader is not None else []
+            self.engine.select(batches)
+            log.info("SIFT mask (%s) selected: %d entries in %d tensors; top-k share of the squared gradient %s",
+                     self.engine.config.mask, self.engine.selected_params, len(self.engine.slots),
+                     self.engine.grad_topk_share)
+        self.results["sift"] = sift_facts(self.engine)
+
+    def on_train_end(self, args, state, control, optimizer=None, **kw):
+        opt = getattr(optimizer, "optimizer", optimizer)
+        self.results["sift"] = sift_facts(self.engine, opt if isinstance(opt, SiftAdamW) else None)
+
+
+class SIFT:
+    name = "sift"
+    default_learning_rate = 1e-3
+
+    def prepare(self, model: nn.Module, ctx: StrategyContext) -> nn.Module:
+        cfg = sift_config_from(ctx.config, seed=getattr(ctx.config, "seed", 0))
+        engine = SiftEngine(model, cfg, head_parameter_names(model))
+        setattr(model, ENGINE_ATTR, engine)
+        ctx.results["trainable_params"] = engine.selected_params + engine.dense_params()
+        ctx.results["sift"] = sift_facts(engine)
+        return model
+
+    def create_optimizer(self, model: nn.Module, ctx: StrategyContext) -> SiftAdamW:
+        config = ctx.config
+        lr = config.learning_rate or self.default_learning_rate
+        return SiftAdamW(engine_of(model), lr=lr, weight_decay=config.weight_decay)
+
+    def callbacks(self, model: nn.Module, ctx: StrategyContext) -> list[TrainerCallback]:
+        return [SiftCallback(engine_of(model), ctx.results)]
+
+    def save(self, model: nn.Module, folder: Path) -> None:
+        save_delta(engine_of(model), folder)
+
+    def load(self, model: nn.Module, folder: Path) -> None:
+        restore_engine(engine_of(model), load_delta(folder))
+
+
+STRATEGIES.register("sift", SIFT())

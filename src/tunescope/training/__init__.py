@@ -1,0 +1,1 @@
+"""Training: HF Trainer wiring, callbacks, regularisers, noise-injected (GO) training."""

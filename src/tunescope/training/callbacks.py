@@ -1,0 +1,77 @@
+"""DiagnosticsCallback: per-layer diagnostics every N steps, logged into the Trainer's logs.
+
+Usable in any transformers Trainer (not only tunescope's):
+
+    probe = probe_batches(tokenized["train"], tokenizer, batch_size=16, num_batches=2, seed=0)
+    cb = DiagnosticsCallback(probe, every_n_steps=50, metrics=["attn_entropy", "act_grad_norm"])
+    trainer = Trainer(model=model, args=args, train_dataset=train, callbacks=[cb])
+    cb.attach(trainer)   # optional: moves it ahead of TensorBoard / W&B so they see the keys too
+    trainer.train()      # logs diag/layer_00/attn_entropy, diag/layer_00/act_grad_norm, ...
+
+Every `every_n_steps` optimizer steps (main process only) it runs one forward + backward over the fixed probe
+batches with `torch.autograd.grad` (the training step's gradients and optimizer state are not touched), asks the
+Trainer to log, and adds `diag/layer_XX/<metric>` (0-based XX) to that log entry. `history` keeps every measurement.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from transformers import TrainerCallback
+
+from tunescope.diagnostics.layerwise import check_metrics, layer_diagnostics
+from tunescope.errors import UserError
+
+
+def flatten_rows(rows: list[dict], prefix: str = "diag") -> dict[str, float]:
+    """[{"layer": 0, "attn_entropy": ..}, ..] -> {"diag/layer_00/attn_entropy": .., ..} (finite values only)."""
+    out = {}
+    for row in rows:
+        for key, value in row.items():
+            if key != "layer" and isinstance(value, float) and math.isfinite(value):
+                out[f"{prefix}/layer_{row['layer']:02d}/{key}"] = value
+    return out
+
+
+class DiagnosticsCallback(TrainerCallback):
+    """Opt-in per-layer diagnostics during training (see module docstring)."""
+
+    def __init__(self, probe_batches: Sequence[dict], every_n_steps: int = 50, metrics: Sequence[str] | None = None):
+        if int(every_n_steps) < 1:
+            raise UserError(f"bad value {every_n_steps} for every_n_steps: expected an integer >= 1")
+        if not probe_batches:
+            raise UserError("bad value 0 for the number of probe batches: expected at least 1")
+        self.probe_batches = list(probe_batches)
+        self.every_n_steps = int(every_n_steps)
+        self.metrics = check_metrics(metrics)
+        self.history: list[dict] = []  # [{"step": s, "layers": rows}]
+        self._pending: dict[str, float] | None = None
+
+    def attach(self, trainer) -> DiagnosticsCallback:
+        """Place this callback right after DefaultFlowCallback, before the reporting integrations."""
+        callbacks = trainer.callback_handler.callbacks
+        if self in callbacks:
+            callbacks.remove(self)
+        callbacks.insert(min(1, len(callbacks)), self)
+        return self
+
+    def measure(self, model, step: int) -> dict[str, float]:
+        rows, _ = layer_diagnostics(model, self.probe_batches, metrics=self.metrics)
+        self.history.append({"step": step, "layers": rows})
+        return flatten_rows(rows)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if not state.is_world_process_zero or model is None or state.global_step % self.every_n_steps:
+            return control
+        self._pending = self.measure(model, state.global_step)
+        control.should_log = True
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self._pending and logs is not None:
+            logs.update(self._pending)
+            if state.log_history:  # the Trainer stored a copy of `logs` before calling us
+                state.log_history[-1].update(self._pending)
+            self._pending = None
+        return control
