@@ -8,8 +8,9 @@ STRATEGY_ROWS = [
     # (strategy, config overrides)
     ("full", {"learning_rate": 3e-3}),
     ("lora", {"learning_rate": 3e-2, "lora_rank": 4}),
+    ("lora-inflection", {"learning_rate": 3e-2, "lora_rank": 4, "inflection_width": 2}),
     ("head", {"learning_rate": 5e-2}),
     ("lp-ft", {"learning_rate": 3e-3}),
     ("lp-lora", {"learning_rate": 1e-2, "lora_rank": 4}),
-    ("sift", {"learning_rate": 5e-2, "sift_rate": 0.5}),
+    ("sift", {"learning_rate": 1e-2, "sift_rate": 0.5, "lr_scheduler": "constant"}),
 ]

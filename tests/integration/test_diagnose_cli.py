@@ -51,9 +51,26 @@ def test_diagnose_bad_width_exits_2(assets, tmp_path, capsys):
 
 
 def test_bench_diagnostics_prints_the_interface_keys(capsys):
-    code = main(["bench", "diagnostics", "model=tiny", "repeats=1", "batch_size=8", "seq_len=16", "--json"])
+    code = main(["bench", "diagnostics", "model=tiny", "repeats=1", "batch_size=4", "seq_len=8", "threads=1",
+                 "--json"])
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ("overhead_ratio", "naive_speedup", "peak_mem_ratio"):
         assert result[key] > 0 and result[key] == result[key]
     assert result["overhead_ratio"] == pytest.approx(result["instrumented_step_s"] / result["plain_step_s"])
+
+
+def test_run_diagnoses_selects_then_finetunes_at_the_band(assets, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["run", "--model", str(assets / "m0"), "--data", str(assets / "toy.csv"), "--out", str(out),
+                 "--epochs", "1", "--batch-size", "16", "probe_batch_size=8", "probe_batches=1"])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    band = results["diagnostics"]["inflection_layers"]
+    assert results["strategy"] == "lora-inflection" and results["adapted_layers"] == band
+    # Delta-CKA after training: blocks below the band are untouched by LoRA (the head is above all blocks)
+    rows = results["diagnostics"]["layers"]
+    assert all(abs(r["delta_cka"]) < 1e-9 for r in rows if r["layer"] < band[0])
+    assert any(r["delta_cka"] > 0 for r in rows if r["layer"] >= band[0])
+    assert len(results["diagnostics_after"]["layers"]) == 8
+    assert "lora-inflection" in capsys.readouterr().out

@@ -15,7 +15,8 @@ def test_finetune_sift_flags_results_and_checkpoint(tiny_model_dir, toy_csv, tmp
     out = tmp_path / "sift"
     code = main(["finetune", "--strategy", "sift", "--model", str(tiny_model_dir["llama"]), "--data", str(toy_csv),
                  "--sift-rate", "0.1", "--sift-targets", "q_proj,v_proj", "--sift-selection-batches", "2",
-                 "--epochs", "1", "--batch-size", "16", "--lr", "1e-2", "--max-length", "24", "--out", str(out)])
+                 "--epochs", "1", "--batch-size", "16", "--lr", "1e-2", "--max-length", "24", "--limit", "48",
+                 "--out", str(out), "feature_change=false"])
     assert code == 0
     res = json.loads((out / "results.json").read_text())
     sift = res["sift"]
@@ -35,12 +36,12 @@ def test_finetune_sift_flags_results_and_checkpoint(tiny_model_dir, toy_csv, tmp
 
 def test_finetune_sift_random_mask_and_bad_values(tiny_model_dir, toy_csv, tmp_path, capsys):
     common = ["finetune", "--strategy", "sift", "--model", str(tiny_model_dir["bert"]), "--data", str(toy_csv),
-              "--epochs", "1", "--batch-size", "32", "--max-length", "24"]
+              "--epochs", "1", "--batch-size", "32", "--max-length", "24", "--limit", "32"]
     assert main(common + ["--sift-mask", "bottom", "--out", str(tmp_path / "a")]) == 2
     assert "sift_mask" in capsys.readouterr().err
     assert main(common + ["--sift-rate", "2", "--out", str(tmp_path / "b")]) == 2
     assert main(common + ["--sift-targets", "nothing_like_this", "--out", str(tmp_path / "c")]) == 2
-    assert main(common + ["--sift-mask", "random", "--out", str(tmp_path / "d")]) == 0
+    assert main(common + ["--sift-mask", "random", "--out", str(tmp_path / "d"), "feature_change=false"]) == 0
     res = json.loads((tmp_path / "d" / "results.json").read_text())
     assert res["sift"]["mask"] == "random"
 

@@ -45,3 +45,25 @@ def test_unsupported_architecture_names_supported():
         model_layout(T5ForSequenceClassification(cfg))
     model_layout(BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
                                                           num_attention_heads=2, intermediate_size=32)))
+
+
+def _tiny_auto(config):
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_config(config)
+
+
+@pytest.mark.parametrize("name", ["roberta", "distilbert", "qwen2"])
+def test_layout_of_other_supported_architectures(name):
+    from transformers import DistilBertConfig, Qwen2Config, RobertaConfig
+
+    config = {
+        "roberta": RobertaConfig(vocab_size=60, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+                                 intermediate_size=32, max_position_embeddings=40),
+        "distilbert": DistilBertConfig(vocab_size=60, dim=16, n_layers=3, n_heads=2, hidden_dim=32),
+        "qwen2": Qwen2Config(vocab_size=60, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+                             num_key_value_heads=1, intermediate_size=32, pad_token_id=0),
+    }[name]
+    layout = model_layout(_tiny_auto(config))
+    assert layout.num_layers == 3 and all(a is not None for a in layout.attentions)
+    assert layout.head is not None

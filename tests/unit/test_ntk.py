@@ -10,7 +10,7 @@ from torch.func import functional_call, jacrev
 from transformers import DataCollatorWithPadding
 
 from tunescope.diagnostics.features import head_linear
-from tunescope.diagnostics.ntk import effective_rank, entk_decomposition, ft_ratio
+from tunescope.diagnostics.ntk import _SparseEmbeddingGrads, effective_rank, entk_decomposition, ft_ratio
 from tunescope.models.tiny import tiny_classifier, tiny_tokenizer, toy_sentiment
 
 
@@ -37,8 +37,10 @@ def _jacobian(model, batch, params: dict) -> torch.Tensor:
     return torch.cat([jac[k].reshape(n * c, -1) for k in params], dim=1).detach()
 
 
-@pytest.mark.parametrize("arch", ["bert", "gpt2"])
-def test_entk_matches_jacrev(arch):
+@pytest.mark.parametrize("arch,sparse_embeddings", [("bert", True), ("gpt2", False)])
+def test_entk_matches_jacrev(arch, sparse_embeddings, monkeypatch):
+    if sparse_embeddings:  # route every embedding table through the row-sparse gradient path
+        monkeypatch.setattr(_SparseEmbeddingGrads, "MIN_ROWS", 1)
     model, tok, ds, coll = _setup(arch, n=6, num_labels=3)
     res = entk_decomposition(model, ds, coll, batch_size=4, sketch_dim=None)
     assert res.exact
@@ -78,7 +80,8 @@ def test_p_formula_and_ranks():
     assert res.stats["pre_train_effective_rank"] == pytest.approx(2 * effective_rank(res.kernel_p), rel=1e-6)
 
 
-def test_count_sketch_is_close_to_exact():
+def test_count_sketch_is_close_to_exact(monkeypatch):
+    monkeypatch.setattr(_SparseEmbeddingGrads, "MIN_ROWS", 1)
     model, tok, ds, coll = _setup("llama", n=6)
     exact = entk_decomposition(model, ds, coll, sketch_dim=None)
     sketched = entk_decomposition(model, ds, coll, sketch_dim=16384, exact_budget_bytes=0, seed=3)
@@ -88,6 +91,9 @@ def test_count_sketch_is_close_to_exact():
     rel = np.linalg.norm(sketched.f - exact.f) / np.linalg.norm(exact.f)
     assert rel < 5 * np.sqrt(2 / 16384)
     assert sketched.stats["sketch_diag_rel_error"] < 5 * np.sqrt(2 / 16384)
+    ratio_only = entk_decomposition(model, ds, coll, matrix=False)
+    assert ratio_only.f is None and ratio_only.ft_ratio == pytest.approx(exact.ft_ratio, rel=1e-9)
+    np.testing.assert_allclose(ratio_only.f_diag_exact, np.diag(exact.f), rtol=1e-8)
 
 
 def test_effective_rank_and_ratio_formulas():

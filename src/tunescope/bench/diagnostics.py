@@ -124,10 +124,20 @@ def _naive(model, batch) -> list[dict]:
 
 @BENCHMARKS.register("diagnostics")
 def bench_diagnostics(options: dict) -> dict:
-    """Options: model (minilm-l6 | tiny | any classifier), batch_size 32, seq_len 64, repeats 5, device."""
+    """Options: model (minilm-l6 | tiny | any classifier), batch_size 32, seq_len 64, repeats 5, device, threads."""
     repeats = int(options.get("repeats", 5))
     if repeats < 1:
         raise UserError(f"bad value {repeats} for repeats: expected an integer >= 1")
+    previous_threads = torch.get_num_threads()
+    if "threads" in options:  # e.g. threads=1 on a shared machine: oversubscribed thread pools distort ratios
+        torch.set_num_threads(int(options["threads"]))
+    try:
+        return _measure(options, repeats)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _measure(options: dict, repeats: int) -> dict:
     model, batch, device = _load(options)
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)

@@ -41,7 +41,7 @@ class NTKResult:
     """eNTK decomposition on n samples with C classes. Row/column index of F and P: i * C + c."""
 
     kernel_p: np.ndarray  # [n, n] K_P(x_i, x_j) = <phi_i, phi_j> + bias_term; P = K_P (x) I_C
-    f: np.ndarray  # [n C, n C] FT-effective kernel (exact or count-sketched)
+    f: np.ndarray | None  # [n C, n C] FT-effective kernel (exact or count-sketched; None if not requested)
     f_diag_exact: np.ndarray  # [n C] exact ||grad_theta f_c(x_i)||^2 over the non-head trainable parameters
     pd: np.ndarray  # [n, C] sum_i P(x, x_i) d_i
     fd: np.ndarray  # [n, C] sum_i F(x, x_i) d_i (exact)
@@ -94,11 +94,62 @@ class _CountSketch:
         self.buckets = [torch.randint(0, m, (n,), generator=g, dtype=torch.int64) for n in shapes]
         self.signs = [torch.randint(0, 2, (n,), generator=g).float().mul_(2).sub_(1) for n in shapes]
 
-    def apply(self, grads: list[torch.Tensor]) -> torch.Tensor:
+    def apply(self, parts: list[tuple[torch.Tensor | None, torch.Tensor]]) -> torch.Tensor:
+        """Sketch of one gradient given per tensor as (flat indices or None for all, values)."""
         out = torch.zeros(self.m, dtype=torch.float32)
-        for g, h, s in zip(grads, self.buckets, self.signs):
-            out.index_add_(0, h, g.reshape(-1).float() * s)
+        for (idx, vals), h, s in zip(parts, self.buckets, self.signs):
+            if idx is None:
+                out.index_add_(0, h, vals.float() * s)
+            else:
+                out.index_add_(0, h[idx], vals.float() * s[idx])
         return out.double()
+
+
+class _SparseEmbeddingGrads:
+    """Per-sample gradients of large token-embedding tables without their dense [vocab x dim] tensor.
+
+    The gradient of an embedding weight is nonzero only at the rows of the tokens in the sample:
+    dW[v] = sum over positions t with token v of dL/de_t, e_t = the embedding module's output. So we ask
+    autograd for dL/de (a forward hook keeps e and the token ids) and scatter it into the used rows.
+    """
+
+    MIN_ROWS = 4096  # only vocabulary-sized tables are worth it
+
+    def __init__(self, model: nn.Module, params: list[nn.Parameter]):
+        index = {id(p): j for j, p in enumerate(params)}
+        self.modules = [(index[id(m.weight)], m) for m in model.modules()
+                        if isinstance(m, nn.Embedding) and id(m.weight) in index and m.num_embeddings >= self.MIN_ROWS]
+        self.param_ids = {j for j, _ in self.modules}
+        self.captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.handles = []
+
+    def __enter__(self):
+        for j, m in self.modules:
+            self.handles.append(m.register_forward_hook(
+                lambda mod, args, out, j=j: self.captured.__setitem__(j, (args[0], out))))
+        return self
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
+
+    def outputs(self) -> list[torch.Tensor]:
+        return [self.captured[j][1] for j, _ in self.modules]
+
+    def rows(self, grad_outs: list[torch.Tensor]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """param index -> (flat indices into the weight, values) of the weight gradient."""
+        out = {}
+        for (j, m), g in zip(self.modules, grad_outs):
+            ids = self.captured[j][0].reshape(-1)
+            dim = m.embedding_dim
+            g = torch.zeros(ids.numel(), dim, dtype=m.weight.dtype) if g is None else g.reshape(-1, dim)
+            uniq, inverse = torch.unique(ids, return_inverse=True)
+            vals = torch.zeros(len(uniq), dim, dtype=g.dtype, device=g.device).index_add_(0, inverse, g)
+            if m.padding_idx is not None:  # PyTorch never updates the padding row
+                vals[uniq == m.padding_idx] = 0
+            flat = (uniq[:, None] * dim + torch.arange(dim, device=uniq.device)).reshape(-1)
+            out[j] = (flat.cpu(), vals.reshape(-1))
+        return out
 
 
 def _to(batch: dict, device) -> dict:
@@ -107,13 +158,15 @@ def _to(batch: dict, device) -> dict:
 
 def entk_decomposition(model: nn.Module, dataset, collator, *, batch_size: int = 32,
                        sketch_dim: int | None = DEFAULT_SKETCH_DIM, exact_budget_bytes: int = DEFAULT_EXACT_BUDGET,
-                       seed: int = 0, progress: Callable[[int, int], None] | None = None) -> NTKResult:
+                       seed: int = 0, progress: Callable[[int, int], None] | None = None,
+                       matrix: bool = True) -> NTKResult:
     """eNTK split Theta = P + F and the FT ratio on every example of a tokenized `dataset` (n rows, labels used).
 
     The trainable parameters (requires_grad) define the kernel, as at the start of fine-tuning: for full FT all
     of them, for LoRA the adapters (+ the head). P = (<phi(x), phi(x')> + 1) I_C and F as in the module docstring;
     F is exact when n C p float64 values fit `exact_budget_bytes` (or `sketch_dim` is None), else count-sketched
-    to `sketch_dim` buckets. Runs in eval mode (no dropout); the model's mode is restored.
+    to `sketch_dim` buckets. With `matrix=False` only the FT ratio and the exact diagonal of F are computed
+    (F itself is None). Runs in eval mode (no dropout); the model's mode is restored.
     """
     was_training = model.training
     model.eval()
@@ -153,24 +206,42 @@ def entk_decomposition(model: nn.Module, dataset, collator, *, batch_size: int =
 
         # Pass 2 (per sample, per class): exact <grad f_c(x), g>, exact ||grad f_c(x)||^2, rows for F.
         exact = sketch_dim is None or n * c * p_total * 8 <= exact_budget_bytes
-        sketch = None if exact else _CountSketch(numel, int(sketch_dim), seed)
-        rows = torch.zeros(n * c, p_total if exact else int(sketch_dim), dtype=torch.float64)
+        sketch = None if exact or not matrix else _CountSketch(numel, int(sketch_dim), seed)
+        rows = torch.zeros(n * c, p_total if exact else int(sketch_dim), dtype=torch.float64) if matrix else None
+        offsets = np.concatenate([[0], np.cumsum(numel)])
         fd = torch.zeros(n, c, dtype=torch.float64)
         diag = torch.zeros(n * c, dtype=torch.float64)
-        for i, batch in enumerate(iter_batches(dataset, collator, 1)):
-            logits = model(**_to(batch, device)).logits.float()[0]
-            for k in range(c):
-                grads = torch.autograd.grad(logits[k], params, retain_graph=k < c - 1, allow_unused=True)
-                grads = [torch.zeros_like(p) if gr is None else gr for gr, p in zip(grads, params)]
-                fd[i, k] = sum(float(torch.vdot(gr.reshape(-1), gs.reshape(-1))) for gr, gs in zip(grads, g_sum))
-                diag[i * c + k] = sum(float(torch.vdot(gr.reshape(-1), gr.reshape(-1))) for gr in grads)
-                if exact:
-                    rows[i * c + k] = torch.cat([gr.reshape(-1).double().cpu() for gr in grads])
-                else:
-                    rows[i * c + k] = sketch.apply([gr.cpu() for gr in grads])
-            if progress is not None:
-                progress(i + 1, n)
-        f = (rows @ rows.T).numpy()
+        flat_g = [gs.reshape(-1) for gs in g_sum]
+        with _SparseEmbeddingGrads(model, list(params)) as emb:
+            dense_idx = [j for j in range(len(params)) if j not in emb.param_ids]
+            for i, batch in enumerate(iter_batches(dataset, collator, 1)):
+                logits = model(**_to(batch, device)).logits.float()[0]
+                targets = [params[j] for j in dense_idx] + emb.outputs()
+                for k in range(c):
+                    grads = torch.autograd.grad(logits[k], targets, retain_graph=k < c - 1, allow_unused=True)
+                    parts: list = [None] * len(params)
+                    for j, gr in zip(dense_idx, grads[:len(dense_idx)]):
+                        parts[j] = (None, (torch.zeros_like(params[j]) if gr is None else gr).reshape(-1))
+                    for j, part in emb.rows(list(grads[len(dense_idx):])).items():
+                        parts[j] = part
+                    fd[i, k] = sum(float(torch.vdot(v, flat_g[j] if idx is None else flat_g[j][idx.to(v.device)]))
+                                   for j, (idx, v) in enumerate(parts))
+                    diag[i * c + k] = sum(float(torch.vdot(v, v)) for _, v in parts)
+                    if not matrix:
+                        continue
+                    if exact:
+                        row = rows[i * c + k]
+                        for j, (idx, v) in enumerate(parts):
+                            seg = row[offsets[j]:offsets[j + 1]]
+                            if idx is None:
+                                seg.copy_(v.double().cpu())
+                            else:
+                                seg[idx] = v.double().cpu()
+                    else:
+                        rows[i * c + k] = sketch.apply([(idx, v.cpu()) for idx, v in parts])
+                if progress is not None:
+                    progress(i + 1, n)
+        f = (rows @ rows.T).numpy() if matrix else None
         del rows
     finally:
         model.train(was_training)
@@ -180,14 +251,16 @@ def entk_decomposition(model: nn.Module, dataset, collator, *, batch_size: int =
     stats = {
         "pre_train_rank": int(np.linalg.matrix_rank(p_full, hermitian=True)),
         "pre_train_effective_rank": effective_rank(p_full),
-        "ft_effective_rank": effective_rank(f),
         "trace_p": float(np.trace(p_full)),
         "trace_f": float(diag_np.sum()),
         "ft_trace_share": float(diag_np.sum() / (diag_np.sum() + np.trace(p_full))),
-        "sketch_diag_rel_error": float(np.abs(np.diag(f) - diag_np).sum() / max(diag_np.sum(), 1e-30)),
         "mean_d_norm": float(d.norm(dim=1).mean()),
         "head_has_bias": has_bias,
     }
+    if f is not None:
+        stats["ft_effective_rank"] = effective_rank(f)
+        stats["sketch_diag_rel_error"] = float(np.abs(np.diag(f) - diag_np).sum() / max(diag_np.sum(), 1e-30))
     return NTKResult(kernel_p=kernel_p.numpy(), f=f, f_diag_exact=diag_np, pd=pd.numpy(), fd=fd.numpy(),
-                     ft_ratio=ft_ratio(pd.numpy(), fd.numpy()), exact=exact, sketch_dim=None if exact else sketch_dim,
+                     ft_ratio=ft_ratio(pd.numpy(), fd.numpy()), exact=exact or not matrix,
+                     sketch_dim=None if exact or not matrix else sketch_dim,
                      num_backbone_params=p_total, num_classes=c, stats=stats)

@@ -29,7 +29,9 @@ def ntk_before_train(run: RunState) -> None:
         return
     from tunescope.experiments.ntk import ntk_of_prepared
 
-    res = ntk_of_prepared(run.model, run.tokenized["train"], run.collator, samples=n, seed=run.config.seed)
+    # FT ratio only (the F matrix is `tunescope ntk`'s job): one backward per sample and class.
+    res = ntk_of_prepared(run.model, run.tokenized["train"], run.collator, samples=n, seed=run.config.seed,
+                          matrix=False)
     run.results["ntk"] = res.summary() if res is not None else {
         "ft_ratio": 0.0, "n_samples": 0, "note": "only the head trains: F = 0"}
 

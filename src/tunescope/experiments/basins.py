@@ -48,25 +48,27 @@ class BasinsConfig:
     """GO noise sigmas (0 = plain training)."""
     go_strategies: list[str] = field(default_factory=lambda: ["full", "lora"])
     """Strategies also trained with the non-zero sigmas."""
-    epochs: float = 2.0
+    epochs: float = 3.0
     """Fine-tuning epochs."""
-    limit: int = 600
+    limit: int = 800
     """Examples per split (train / validation / test)."""
-    max_length: int = 48
+    max_length: int = 32
     """Tokens per example."""
-    batch_size: int = 32
+    batch_size: int = 16
     """Training batch size."""
-    num_directions: int = 4
+    learning_rate_scale: float = 2.0
+    """Learning rate = this x the strategy's default (full 5e-5, lora 5e-4, sift 1e-3): few steps on a CPU."""
+    num_directions: int = 3
     """Random directions per model."""
-    worst_steps: int = 4
+    worst_steps: int = 3
     """Projected-ascent steps of the worst-case direction."""
     worst_batches: int = 1
     """Evaluation batches in the ascent's loss."""
-    eval_examples: int = 96
+    eval_examples: int = 64
     """Test examples in the basin score."""
-    curve_points: int = 9
+    curve_points: int = 7
     """Points per 1-D curve."""
-    probe_limit: int = 500
+    probe_limit: int = 300
     """Probe examples per split (train for fitting, test for accuracy)."""
     seed: int = 0
     """Seed of data splits, training and directions."""
@@ -118,10 +120,13 @@ def _finetune(config: BasinsConfig, strategy: str, sigma: float, run_dir: Path) 
     import json
 
     from tunescope.experiments.finetune import FinetuneConfig, finetune
+    from tunescope.strategies import STRATEGIES
 
     if (run_dir / "results.json").is_file():
         return json.loads((run_dir / "results.json").read_text())
+    lr = config.learning_rate_scale * STRATEGIES.get(strategy).default_learning_rate
     ft = FinetuneConfig(model=config.model, data=config.data, strategy=strategy, epochs=config.epochs,
+                        learning_rate=lr,
                         limit=config.limit, max_length=config.max_length, batch_size=config.batch_size,
                         seed=config.seed, noise_sigma=sigma, feature_change=False)
     return finetune(ft, run_dir, write_report=False)

@@ -79,8 +79,9 @@ def ntk_subset(tokenized_train, n: int, seed: int):
 
 
 def ntk_of_prepared(model, tokenized_train, collator, *, samples: int, seed: int,
-                    sketch_dim: int = DEFAULT_SKETCH_DIM, batch_size: int = 32) -> NTKResult | None:
-    """eNTK of an already prepared model (None when nothing outside the head trains, e.g. `head`)."""
+                    sketch_dim: int = DEFAULT_SKETCH_DIM, batch_size: int = 32, matrix: bool = True) -> NTKResult | None:
+    """eNTK of an already prepared model (None when nothing outside the head trains, e.g. `head`);
+    `matrix=False`: FT ratio only, without the F matrix."""
     backbone, _ = split_parameters(model)
     if not backbone:
         return None
@@ -93,7 +94,7 @@ def ntk_of_prepared(model, tokenized_train, collator, *, samples: int, seed: int
             log.info("eNTK: %d / %d samples (%.0f s)", i, n, time.perf_counter() - t0)
 
     res = entk_decomposition(model, subset, collator, batch_size=batch_size, sketch_dim=sketch_dim, seed=seed,
-                             progress=progress)
+                             progress=progress, matrix=matrix)
     res.stats["seconds"] = round(time.perf_counter() - t0, 2)
     return res
 

@@ -96,6 +96,11 @@ def _cached(run_dir: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _has_checkpoint(run_dir: Path) -> bool:
+    """An interrupted run left a Trainer checkpoint: continue it instead of starting over."""
+    return any((run_dir / "checkpoints").glob("checkpoint-*")) if (run_dir / "checkpoints").is_dir() else False
+
+
 def run_source(config: TransferConfig, regime: str, run_dir: Path) -> tuple[Path, dict]:
     from tunescope.experiments.finetune import FinetuneConfig, finetune
 
@@ -106,7 +111,7 @@ def run_source(config: TransferConfig, regime: str, run_dir: Path) -> tuple[Path
                             batch_size=config.batch_size, max_length=config.max_length, limit=config.source_limit,
                             seed=config.source_seed, save_total_limit=1, warmup_ratio=0.0 if regime == "under"
                             else 0.06)
-        results = finetune(ft, run_dir, write_report=False)
+        results = finetune(ft, run_dir, write_report=False, resume=_has_checkpoint(run_dir))
     summary = {"regime": regime, "epochs": epochs, "train_loss_final": _final_train_loss(run_dir),
                "source_test_accuracy": results.get("eval", {}).get("accuracy")}
     return run_dir / "checkpoints" / "final", summary
@@ -121,7 +126,7 @@ def run_target(config: TransferConfig, source_ckpt: Path, strategy: str, seed: i
                             epochs=config.target_epochs, batch_size=config.batch_size, max_length=config.max_length,
                             limit=config.target_limit, seed=seed, diagnose=True, probe_batches=config.probe_batches,
                             probe_batch_size=config.probe_batch_size, save_total_limit=1)
-        results = finetune(ft, run_dir, write_report=False)
+        results = finetune(ft, run_dir, write_report=False, resume=_has_checkpoint(run_dir))
     diag = results.get("diagnostics", {})
     return {"strategy": strategy, "seed": seed, "accuracy": results["eval"]["accuracy"],
             "trainable_params": results.get("trainable_params"), "total_params": results.get("total_params"),

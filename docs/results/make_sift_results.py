@@ -1,0 +1,76 @@
+"""Tables and plots of docs/results/sift.md from the run directories (numbers are read, never typed).
+
+    .venv/bin/python docs/results/make_sift_results.py runs/sift-exp runs/sift-sparsity
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from tunescope.report.plots import save_figure  # noqa: E402
+from tunescope.report.sections.sparsity import sparsity_figure  # noqa: E402
+
+HERE = Path(__file__).parent
+ORDER = ["full", "lora", "sift", "sift-random"]
+
+
+def accuracy_table(exp: Path) -> str:
+    rows, accs = [], {}
+    for name in ORDER:
+        runs = sorted(exp.glob(f"{name}-s*/results.json"))
+        res = [json.loads(p.read_text()) for p in runs]
+        if not res:
+            continue
+        acc = [r["eval"]["accuracy"] for r in res]
+        accs[name] = acc
+        sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
+        state = res[0].get("sift", {}).get("optimizer_state_bytes")
+        share = res[0].get("sift", {}).get("grad_topk_share")
+        rows.append(f"| {name} | {len(acc)} | {100 * statistics.mean(acc):.1f} ± {100 * sd:.1f} | "
+                    f"{', '.join(f'{100 * a:.1f}' for a in acc)} | {res[0]['trainable_params']:,} | "
+                    f"{statistics.mean(r['eval'].get('nll', float('nan')) for r in res):.3f} | "
+                    f"{statistics.mean(r['wall_seconds'] for r in res):.0f} | "
+                    f"{'' if share is None else f'{share:.3f}'} | {'' if state is None else f'{state:,}'} |")
+    fig, ax = plt.subplots(figsize=(5.5, 3.2), dpi=110)
+    for i, name in enumerate(accs):
+        ax.scatter([i] * len(accs[name]), [100 * a for a in accs[name]], color="C0", alpha=0.6)
+        ax.bar(i, 100 * statistics.mean(accs[name]), color="C0", alpha=0.3)
+    ax.set_xticks(range(len(accs)), list(accs))
+    ax.set_ylim(40, 100)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("rotten_tomatoes, minilm-l6 (bars: mean, dots: seeds)")
+    ax.grid(alpha=0.3, axis="y")
+    save_figure(fig, HERE / "sift_accuracy.png")
+    head = ("| strategy | seeds | test accuracy % (mean ± sd) | per seed | trainable params | test NLL | "
+            "wall s | grad_topk_share | optimizer_state_bytes |\n|---|---|---|---|---|---|---|---|---|")
+    return head + "\n" + "\n".join(rows)
+
+
+def sparsity_table(run: Path) -> str:
+    res = json.loads((run / "results.json").read_text())["sparsity"]
+    save_figure(sparsity_figure(res, "minilm-l6 on rotten_tomatoes: gradient quasi-sparsity"),
+                HERE / "sift_sparsity.png")
+    fr = res["fractions"]
+    head = ("| tensors | entries | " + " | ".join(f"top {100 * p:g}%" for p in fr)
+            + " | entries holding 99% |\n|---|---|" + "---|" * (len(fr) + 1))
+    rows = []
+    for label, part in (("all 2-D block weights", res), ("attention q,k,v,o", res["attention_qkvo"])):
+        rows.append(f"| {label} | {part['num_params']:,} | "
+                    + " | ".join(f"{100 * part['overall'][str(p)]:.1f}%" for p in fr)
+                    + f" | {100 * part['entries_for_99']:.1f}% |")
+    return head + "\n" + "\n".join(rows)
+
+
+if __name__ == "__main__":
+    exp, sparsity_runs = Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]]
+    print(accuracy_table(exp))
+    for run in sparsity_runs:
+        print(f"\n{run}:\n" + sparsity_table(run))
