@@ -12,5 +12,5 @@ STRATEGY_ROWS = [
     ("head", {"learning_rate": 5e-2}),
     ("lp-ft", {"learning_rate": 3e-3}),
     ("lp-lora", {"learning_rate": 1e-2, "lora_rank": 4}),
-    ("sift", {"learning_rate": 1e-2, "sift_rate": 0.5, "lr_scheduler": "constant"}),
+    ("sift", {"learning_rate": 3e-3, "sift_rate": 0.9, "sift_targets": ["*"]}),
 ]

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 def test_jump_minilm_news_text_matches_hidden_states(tmp_path):
     out = tmp_path / "jump"
-    assert main(["jump", "--model", "minilm-l6", "--data", "news_text", "--limit", "4", "--max-length", "48",
+    assert main(["jump", "--model", "minilm-l6", "--data", "news_text", "--limit", "3", "--max-length", "32",
                  "--out", str(out)]) == 0
     jump = json.loads((out / "results.json").read_text())["jump"]
     assert len(jump["psi"]) == 6 and all(0.0 < p < 1.0 for p in jump["psi"])
@@ -22,8 +22,8 @@ def test_jump_minilm_news_text_matches_hidden_states(tmp_path):
     from tunescope.models.load import load_encoder_or_lm
 
     model, tok = load_encoder_or_lm("minilm-l6")
-    texts = load_corpus("news_text", seed=0).heldout[:4]
-    enc = tok(texts, padding=True, truncation=True, max_length=48, return_tensors="pt")
+    texts = load_corpus("news_text", seed=0).heldout[:3]
+    enc = tok(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
     with torch.no_grad():
         states = model(**enc, output_hidden_states=True).hidden_states
     mask = enc["attention_mask"].bool()

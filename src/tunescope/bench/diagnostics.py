@@ -8,14 +8,14 @@ measurements interleaved so machine load affects all variants alike):
   entropy, a second forward+backward with output_hidden_states + retain_grad for activation gradients, and a third
   forward+backward for parameter gradients (one pass per metric). Ours = `layer_diagnostics` (one forward, one
   autograd.grad);
-- peak_mem_ratio: peak extra memory of the instrumented step / the plain step (CUDA allocator peak on GPU, sampled
-  process RSS on CPU); naive_peak_mem_ratio: naive / ours.
+- peak_mem_ratio: peak extra memory of the instrumented step / the plain step (CUDA allocator peak on GPU, peak of
+  the torch profiler's allocation events on CPU); naive_peak_mem_ratio: naive / ours.
+Option only=memory skips the timing (the memory figures alone).
 """
 
 from __future__ import annotations
 
 import statistics
-import threading
 import time
 from collections.abc import Callable
 
@@ -29,7 +29,8 @@ from tunescope.models.layers import model_layout
 
 
 class _PeakMemory:
-    """Peak extra memory during a call: CUDA allocator peak, or process RSS sampled every ~1 ms on CPU."""
+    """Peak extra memory allocated during a call: the CUDA allocator's peak on GPU; on CPU, the peak of the running
+    sum of the tensor allocations/frees the torch profiler records (`profile_memory=True`)."""
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -42,26 +43,17 @@ class _PeakMemory:
             fn()
             torch.cuda.synchronize()
             return float(torch.cuda.max_memory_allocated() - base)
-        import psutil
+        from torch.profiler import ProfilerActivity, profile
 
-        proc = psutil.Process()
-        base = proc.memory_info().rss
-        peak = [base]
-        stop = threading.Event()
-
-        def sample():
-            while not stop.is_set():
-                peak[0] = max(peak[0], proc.memory_info().rss)
-                time.sleep(0.001)
-
-        thread = threading.Thread(target=sample, daemon=True)
-        thread.start()
-        try:
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             fn()
-        finally:
-            stop.set()
-            thread.join()
-        return float(max(peak[0] - base, 1))
+        deltas = sorted((e.time_range.start, e.cpu_memory_usage) for e in prof.events()
+                        if e.name == "[memory]")
+        current = peak = 0
+        for _, delta in deltas:
+            current += delta
+            peak = max(peak, current)
+        return float(max(peak, 1))
 
 
 def _load(options: dict):
@@ -165,6 +157,8 @@ def _measure(options: dict, repeats: int) -> dict:
         _naive(model, batch)
 
     variants = {"plain": plain_step, "instrumented": instrumented_step, "ours": ours, "naive": naive}
+    if str(options.get("only", "")) == "memory":
+        repeats = 0
     for fn in variants.values():  # warm-up (first-call allocations, kernel selection)
         fn()
     times: dict[str, list[float]] = {k: [] for k in variants}
@@ -175,7 +169,7 @@ def _measure(options: dict, repeats: int) -> dict:
             fn()
             sync()
             times[name].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = {k: statistics.median(v) if v else float("nan") for k, v in times.items()}
     mem = _PeakMemory(device)
     peak = {k: mem.measure(fn) for k, fn in variants.items()}
     return {

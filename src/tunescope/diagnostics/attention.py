@@ -187,6 +187,7 @@ def record_attention_entropy(model: nn.Module, attentions: list[nn.Module],
             raise UserError(f"bad attention implementation {name!r} for attention entropy: expected one of "
                             f"{', '.join(_WRAPPED)}")
         configs.setdefault(id(cfg), (cfg, name))
+    previous = [getattr(attn, _SINK_ATTR, None) for attn in attentions]  # an enclosing recorder, if nested
     try:
         for cfg, name in configs.values():
             if not name.startswith(_PREFIX):
@@ -195,8 +196,10 @@ def record_attention_entropy(model: nn.Module, attentions: list[nn.Module],
             setattr(attn, _SINK_ATTR, (recorder, i))
         yield recorder
     finally:
-        for attn in attentions:
-            if hasattr(attn, _SINK_ATTR):
+        for attn, old in zip(attentions, previous):
+            if old is not None:
+                setattr(attn, _SINK_ATTR, old)
+            elif hasattr(attn, _SINK_ATTR):
                 delattr(attn, _SINK_ATTR)
         for cfg, name in configs.values():
             cfg._attn_implementation = name

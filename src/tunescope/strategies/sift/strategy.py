@@ -16,6 +16,7 @@ import itertools
 import logging
 from pathlib import Path
 
+import torch
 from torch import nn
 from transformers import TrainerCallback
 
@@ -70,9 +71,13 @@ class SiftCallback(TrainerCallback):
         if not self.engine.selected:  # not when resuming: load() restored the mask
             if self.engine.config.mask == "top" and train_dataloader is None:
                 raise RuntimeError("SIFT needs the train dataloader to select its mask")
-            batches = itertools.islice(iter(train_dataloader), self.engine.config.selection_batches) \
-                if train_dataloader is not None else []
-            self.engine.select(batches)
+            # Selection must not shift the run's randomness (data order, dropout): otherwise a resumed run,
+            # which skips selection, would see other batches than the uninterrupted one.
+            devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+            with torch.random.fork_rng(devices=devices):
+                batches = itertools.islice(iter(train_dataloader), self.engine.config.selection_batches) \
+                    if train_dataloader is not None else []
+                self.engine.select(batches)
             log.info("SIFT mask (%s) selected: %d entries in %d tensors; top-k share of the squared gradient %s",
                      self.engine.config.mask, self.engine.selected_params, len(self.engine.slots),
                      self.engine.grad_topk_share)
