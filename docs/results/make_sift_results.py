@@ -19,7 +19,7 @@ from tunescope.report.plots import save_figure  # noqa: E402
 from tunescope.report.sections.sparsity import sparsity_figure  # noqa: E402
 
 HERE = Path(__file__).parent
-ORDER = ["full", "lora", "sift", "sift-random"]
+ORDER = ["full", "lora", "sift", "sift-random", "sift-lr1e-2", "sift-random-lr1e-2"]
 
 
 def accuracy_table(exp: Path) -> str:
@@ -39,11 +39,11 @@ def accuracy_table(exp: Path) -> str:
                     f"{statistics.mean(r['eval'].get('nll', float('nan')) for r in res):.3f} | "
                     f"{statistics.mean(r['wall_seconds'] for r in res):.0f} | "
                     f"{'' if share is None else f'{share:.3f}'} | {'' if state is None else f'{state:,}'} |")
-    fig, ax = plt.subplots(figsize=(5.5, 3.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(7.5, 3.4), dpi=110)
     for i, name in enumerate(accs):
         ax.scatter([i] * len(accs[name]), [100 * a for a in accs[name]], color="C0", alpha=0.6)
         ax.bar(i, 100 * statistics.mean(accs[name]), color="C0", alpha=0.3)
-    ax.set_xticks(range(len(accs)), list(accs))
+    ax.set_xticks(range(len(accs)), [a.replace("-lr", "\nlr ") for a in accs], fontsize=8)
     ax.set_ylim(40, 100)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("rotten_tomatoes, minilm-l6 (bars: mean, dots: seeds)")

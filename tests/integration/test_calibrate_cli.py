@@ -27,7 +27,7 @@ def _ece(logits: np.ndarray, labels: np.ndarray, bins: int) -> float:
 def test_calibrate_command(tiny_model_dir, toy_csv, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["finetune", "--strategy", "lora", "--model", str(tiny_model_dir["llama"]), "--data", str(toy_csv),
-                 "--max-length", "24", "--out", str(run), "epochs=1", "batch_size=32"]) == 0
+                 "--max-length", "16", "--limit", "48", "--out", str(run), "epochs=1", "batch_size=16"]) == 0
     original = json.loads((run / "results.json").read_text())["eval"]
     assert main(["calibrate", str(run), "--bins", "10"]) == 0
     printed = capsys.readouterr().out

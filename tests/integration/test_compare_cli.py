@@ -14,8 +14,8 @@ from tunescope.cli import main
 def compared(tmp_path_factory, tiny_model_dir, toy_csv):
     out = tmp_path_factory.mktemp("compare") / "cmp"
     argv = ["compare", "--strategies", "head,lp-ft", "--seeds", "0,1", "--model", str(tiny_model_dir["bert"]),
-            "--data", str(toy_csv), "--out", str(out), "--max-length", "24", "--ntk-samples", "6",
-            "epochs=2", "batch_size=16", "learning_rate=1e-3"]
+            "--data", str(toy_csv), "--out", str(out), "--max-length", "16", "--limit", "48", "--ntk-samples", "6",
+            "epochs=1", "batch_size=16", "learning_rate=1e-3", "eval_batch_size=64"]
     return out, argv, main(argv)
 
 

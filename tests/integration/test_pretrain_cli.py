@@ -82,3 +82,9 @@ def test_bad_preset_is_a_one_line_error(tmp_path, toy_csv, capsys):
     assert main(["pretrain", "--preset", "huge", "--data", str(toy_csv), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "huge" in err and "tiny" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["pretrain", "jump"])
+def test_help_renders(command, capsys):
+    assert main([command, "--help"]) == 0  # argparse help must format (a stray % in a help text breaks it)
+    assert ("--jreg-form" if command == "pretrain" else "--model") in capsys.readouterr().out

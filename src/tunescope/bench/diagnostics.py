@@ -47,8 +47,9 @@ class _PeakMemory:
 
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             fn()
-        deltas = sorted((e.time_range.start, e.cpu_memory_usage) for e in prof.events()
-                        if e.name == "[memory]")
+        # Ops carry their own net allocation (self, children excluded); "[memory]" events are frees outside ops.
+        deltas = sorted((e.time_range.start, e.cpu_memory_usage if e.name == "[memory]" else e.self_cpu_memory_usage)
+                        for e in prof.events())
         current = peak = 0
         for _, delta in deltas:
             current += delta

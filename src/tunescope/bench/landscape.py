@@ -71,7 +71,8 @@ def bench_landscape(options: dict) -> dict:
              "limit", "threads"}
     unknown = set(options) - known
     if unknown:
-        raise UserError(f"bad option(s) {', '.join(sorted(unknown))} for bench landscape: expected {', '.join(sorted(known))}")
+        raise UserError(f"bad option(s) {', '.join(sorted(unknown))} for bench landscape: "
+                        f"expected {', '.join(sorted(known))}")
     m = int(options.get("directions", 8))
     points = int(options.get("grid_points", 41))
     # the grid step is 2A / (points - 1) = 4 r / (points - 1) = 0.1 r for 41 points: match that resolution

@@ -132,6 +132,7 @@ class FinetuneConfig:
         check(0 <= self.lora_dropout < 1, "lora_dropout", self.lora_dropout, "a number in [0, 1)")
         check(self.logging_steps >= 1, "logging_steps", self.logging_steps, "a positive integer")
         check(self.save_steps is None or self.save_steps >= 1, "save_steps", self.save_steps, "a positive integer")
+        check(self.noise_sigma >= 0, "noise_sigma", self.noise_sigma, "a number >= 0 (0: GO training off)")
         check(self.save_total_limit >= 1, "save_total_limit", self.save_total_limit, "a positive integer")
         from transformers import SchedulerType
 

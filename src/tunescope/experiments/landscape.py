@@ -45,7 +45,7 @@ class LandscapeConfig:
     num_worst: int = 1
     """Worst-case directions (each from its own random start)."""
     scope: str = "all"
-    """Parameters the directions move: all | body | layers:A-B | adapters | trainable | sparse (a SIFT run's entries)."""
+    """Parameters moved: all | body | layers:A-B | adapters | trainable | sparse (a SIFT run's trained entries)."""
     normalization: str = "none"
     """Random directions: none (raw N(0, I), the paper's choice) or tensor (each tensor rescaled to its weight norm)."""
     tau: float = 0.05
@@ -274,7 +274,7 @@ def summary_line(results: dict) -> str:
     if "certificate" in basin:
         c = basin["certificate"]
         lines.append(f"certified radius {c['radius']:.4g} (L2; {c['radius_per_sqrt_d']:.4g} per sqrt(d)), "
-                     f"p_A {c['p_a']:.3f} >= q {c['q']:.3f}, sigma {c['sigma']:g}, {c['n_draws']} draws")
+                     f"p_A {c['p_a']:.3f} vs q {c['q']:.3f}, sigma {c['sigma']:g}, {c['n_draws']} draws")
     return "\n".join(lines)
 
 

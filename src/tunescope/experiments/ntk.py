@@ -91,7 +91,8 @@ def ntk_of_prepared(model, tokenized_train, collator, *, samples: int, seed: int
 
     def progress(i: int, n: int) -> None:
         if i % step == 0 or i == n:
-            log.info("eNTK: %d / %d samples (%.0f s)", i, n, time.perf_counter() - t0)
+            log.info("eNTK: %d / %d samples (%.0f s wall, %.0f s CPU)", i, n, time.perf_counter() - t0,
+                     time.process_time() - cpu0)
 
     res = entk_decomposition(model, subset, collator, batch_size=batch_size, sketch_dim=sketch_dim, seed=seed,
                              progress=progress, matrix=matrix)

@@ -54,7 +54,7 @@ class PretrainConfig:
     steps: int = 400
     """optimisation steps"""
     learning_rate: float = 3e-3
-    """peak AdamW learning rate (cosine decay to 10%, linear warm-up)"""
+    """peak AdamW learning rate (linear warm-up, then cosine decay to 0)"""
     warmup_steps: int = 40
     """linear warm-up steps"""
     weight_decay: float = 0.1

@@ -184,7 +184,8 @@ def sft_direction(scope: Scope, base_params: dict[str, torch.Tensor]) -> list[to
 
 
 def worst_direction(scope: Scope, loss_at: Callable[[list[torch.Tensor]], torch.Tensor], *, scale: float,
-                    init: list[torch.Tensor], steps: int = 10, step_size: float = 0.5) -> tuple[list[torch.Tensor], list[float]]:
+                    init: list[torch.Tensor], steps: int = 10,
+                    step_size: float = 0.5) -> tuple[list[torch.Tensor], list[float]]:
     """Worst-case direction by projected gradient ascent on the loss at theta + a delta.
 
     Maximise L(theta + a delta) subject to ||delta||_2 = r, r = sqrt(d):
@@ -209,7 +210,7 @@ def worst_direction(scope: Scope, loss_at: Callable[[list[torch.Tensor]], torch.
         trace.append(float(loss.detach()))
         gn = global_norm(grads)
         with torch.no_grad():
-            if gn == 0:
+            if gn == 0 or not math.isfinite(gn):  # flat, or the loss overflowed at this scale: keep delta
                 break
             delta = [d.detach() + (step_size * r / gn) * g for d, g in zip(delta, grads, strict=True)]
             delta = rescale(delta, r)

@@ -45,7 +45,8 @@ ARCHITECTURES: dict[str, _Paths] = {
 class ModelLayout:
     """The map of one model.
 
-    blocks[l] is transformer block l (0-based); the residual stream after block l is its output[0].
+    blocks[l] is transformer block l (0-based); the residual stream after block l is its output
+    (a tensor, or the first item of a tuple in some architectures / transformers versions).
     attentions[l] is the self-attention module of block l (the module that calls the attention
     function; its `layer_idx`-free position in this list is the layer index).
     h_0 (the embedding output) is the *input* of blocks[0]: use a forward pre-hook there, which

@@ -54,5 +54,6 @@ def register(sub) -> None:
                                    "certified radius of the Gaussian-smoothed score. The weights are never changed.")
     add_common_options(p)
     add_config_flags(p, LandscapeConfig, LANDSCAPE_FLAGS)
-    p.add_argument("--relative", action="store_const", const=True, default=None, help="read --tau as a relative drop S(theta) * (1 - tau)")
+    p.add_argument("--relative", action="store_const", const=True, default=None,
+                   help="read --tau as a relative drop S(theta) * (1 - tau)")
     p.set_defaults(handler=_landscape)

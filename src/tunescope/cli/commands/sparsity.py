@@ -31,7 +31,7 @@ def register(sub) -> None:
     from tunescope.cli.common import add_common_options, add_config_flags
     from tunescope.experiments.sparsity import SparsityConfig
 
-    p = sub.add_parser("sparsity", help="gradient quasi-sparsity (share of the gradient norm in the top p%)",
+    p = sub.add_parser("sparsity", help="gradient quasi-sparsity (share of the gradient norm in the top p%%)",
                        description="Sum the training-loss gradient of a pre-trained model over a few batches and "
                                    "report, per tensor and overall, the share of the squared gradient norm carried "
                                    "by the largest 0.1 / 1 / 5 / 10 % of entries (SIFT's quasi-sparsity).")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -57,6 +58,21 @@ def sift_facts(engine: SiftEngine, optimizer=None) -> dict:
     return facts
 
 
+def selection_batches(train_dataloader, args, n: int) -> Iterator[dict]:
+    """n training batches for the mask, drawn by a loader of our own (seeded by args.seed) over the Trainer's
+    dataset and collator, so the Trainer's sampler state is untouched; process r takes batches r, r + W, ...
+    """
+    from torch.utils.data import DataLoader, RandomSampler
+
+    dataset = train_dataloader.dataset
+    loader = DataLoader(dataset, batch_size=args.per_device_train_batch_size, collate_fn=train_dataloader.collate_fn,
+                        sampler=RandomSampler(dataset, generator=torch.Generator().manual_seed(args.seed)))
+    rank, world = max(args.process_index, 0), max(args.world_size, 1)
+    mine = itertools.islice(loader, rank, None, world)
+    for batch in itertools.islice(mine, n):
+        yield {k: v.to(args.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
 class SiftCallback(TrainerCallback):
     """Selects the mask when training starts and records SIFT facts when it ends."""
 
@@ -72,10 +88,11 @@ class SiftCallback(TrainerCallback):
             if self.engine.config.mask == "top" and train_dataloader is None:
                 raise RuntimeError("SIFT needs the train dataloader to select its mask")
             # Selection must not shift the run's randomness (data order, dropout): otherwise a resumed run,
-            # which skips selection, would see other batches than the uninterrupted one.
+            # which skips selection, would see other batches than the uninterrupted one. So it draws its
+            # batches from its own seeded loader and runs inside fork_rng.
             devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
             with torch.random.fork_rng(devices=devices):
-                batches = itertools.islice(iter(train_dataloader), self.engine.config.selection_batches) \
+                batches = selection_batches(train_dataloader, args, self.engine.config.selection_batches) \
                     if train_dataloader is not None else []
                 self.engine.select(batches)
             log.info("SIFT mask (%s) selected: %d entries in %d tensors; top-k share of the squared gradient %s",
