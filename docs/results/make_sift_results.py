@@ -19,7 +19,7 @@ from tunescope.report.plots import save_figure  # noqa: E402
 from tunescope.report.sections.sparsity import sparsity_figure  # noqa: E402
 
 HERE = Path(__file__).parent
-ORDER = ["full", "lora", "sift", "sift-random", "sift-lr1e-2", "sift-random-lr1e-2"]
+ORDER = ["full", "lora", "sift-lr1e-3", "sift-random-lr1e-3", "sift", "sift-lr1e-2"]
 
 
 def accuracy_table(exp: Path) -> str:
@@ -45,6 +45,11 @@ def accuracy_table(exp: Path) -> str:
         ax.bar(i, 100 * statistics.mean(accs[name]), color="C0", alpha=0.3)
     ax.set_xticks(range(len(accs)), [a.replace("-lr", "\nlr ") for a in accs], fontsize=8)
     ax.set_ylim(40, 100)
+    import numpy as np
+
+    y = np.load(exp / "full-s0" / "logits.npz")["test_labels"]
+    ax.axhline(100 * max(y.mean(), 1 - y.mean()), color="grey", ls=":", lw=1, label="majority class (seed-0 test)")
+    ax.legend(fontsize=7, loc="upper right")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("rotten_tomatoes, minilm-l6 (bars: mean, dots: seeds)")
     ax.grid(alpha=0.3, axis="y")
