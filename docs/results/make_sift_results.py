@@ -19,7 +19,7 @@ from tunescope.report.plots import save_figure  # noqa: E402
 from tunescope.report.sections.sparsity import sparsity_figure  # noqa: E402
 
 HERE = Path(__file__).parent
-ORDER = ["full", "lora", "sift-lr1e-3", "sift-random-lr1e-3", "sift", "sift-lr1e-2"]
+ORDER = ["full", "lora", "sift", "sift-random"]
 
 
 def accuracy_table(exp: Path) -> str:

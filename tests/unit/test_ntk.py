@@ -82,7 +82,7 @@ def test_p_formula_and_ranks():
 
 def test_count_sketch_is_close_to_exact(monkeypatch):
     monkeypatch.setattr(_SparseEmbeddingGrads, "MIN_ROWS", 1)
-    model, tok, ds, coll = _setup("llama", n=6)
+    model, tok, ds, coll = _setup("llama", n=4)
     exact = entk_decomposition(model, ds, coll, sketch_dim=None)
     sketched = entk_decomposition(model, ds, coll, sketch_dim=16384, exact_budget_bytes=0, seed=3)
     assert not sketched.exact

@@ -142,3 +142,24 @@ def test_unknown_target_pattern_is_a_user_error(tok):
 
     with pytest.raises(UserError, match="sift_targets"):
         resolve_targets(model(tok=tok), ["no_such_module"])
+
+
+def test_step_consumes_sparse_grads_when_only_model_zero_grad_is_called(tok):
+    """The HF Trainer calls model.zero_grad() only; the k-vectors are not model parameters, so the step must
+    clear their gradients itself or every later step would apply the running sum of all past gradients."""
+    b0, b1 = batch(tok, 16, 0), batch(tok, 16, 1)
+    m = model(tok=tok)
+    e = engine(m, rate=0.05)
+    e.select([b0])
+    opt = SiftAdamW(e, lr=0.05, kind="sgd")
+    m(**b0).loss.backward()
+    opt.step()
+    m.zero_grad()
+    assert all(d.grad is None for d in e.deltas())
+    before = {n: s.delta.detach().clone() for n, s in e.slots.items()}
+    g1 = dense_grads(m, [b1], list(e.slots))
+    m(**b1).loss.backward()
+    opt.step()
+    m.zero_grad()
+    for n, s in e.slots.items():
+        torch.testing.assert_close(s.delta - before[n], -0.05 * g1[n].reshape(-1)[s.indices], atol=1e-7, rtol=1e-5)

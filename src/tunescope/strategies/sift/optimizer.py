@@ -103,6 +103,10 @@ class SiftAdamW(torch.optim.Optimizer):
                         p.copy_((p.float() - step_size * m / denom).to(p.dtype))
                 if slot is not None:
                     slot.write()  # exact semantics: the weight includes this update now, not one step later
+        # The k-vectors are not model parameters, so `model.zero_grad()` (all the HF Trainer calls between
+        # steps) would never clear them: the step consumes its sparse gradients itself.
+        for d in self.engine.deltas():
+            d.grad = None
         return loss
 
 
