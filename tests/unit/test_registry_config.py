@@ -72,6 +72,15 @@ def test_atomic_write_leaves_no_temp_on_failure(tmp_path):
     atomic_write_text(tmp_path / "x.txt", "ok")
 
 
+def test_atomic_write_gives_the_mode_a_plain_open_would(tmp_path):
+    import os
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic_write_text(tmp_path / "atomic.txt", "x")
+    assert os.stat(tmp_path / "atomic.txt").st_mode & 0o777 == os.stat(plain).st_mode & 0o777
+
+
 def test_jsonl_skips_cut_line(tmp_path):
     path = tmp_path / "m.jsonl"
     append_jsonl(path, {"step": 1})

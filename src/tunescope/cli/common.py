@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,6 +50,12 @@ def make_run_dir(args: argparse.Namespace, name: str) -> Path:
     """--out, or runs/<name>-<YYYYmmdd-HHMMSS> (a suffix is added if that exists)."""
     if getattr(args, "out", None):
         return Path(args.out)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from tunescope.errors import UserError
+
+        # Each process would stamp its own clock and pick its own folder.
+        raise UserError("bad value None for --out: under torchrun / accelerate launch every process must write to "
+                        "the same run directory; pass --out DIR")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = Path("runs") / f"{name}-{stamp}"
     i = 1

@@ -171,7 +171,7 @@ def finetune(config: FinetuneConfig, run_dir: str | Path, *, resume: bool = Fals
     from tunescope.strategies import STRATEGIES, StrategyContext
     from tunescope.strategies.base import count_parameters
     from tunescope.training.evaluate import classification_metrics, predict_logits
-    from tunescope.training.trainer import build_trainer
+    from tunescope.training.trainer import build_trainer, is_main_process
 
     run_dir = Path(run_dir)
     start = time.perf_counter()
@@ -182,10 +182,12 @@ def finetune(config: FinetuneConfig, run_dir: str | Path, *, resume: bool = Fals
         if checkpoint is None:
             raise UserError(f"nothing to resume in {str(run_dir)!r}: no checkpoint-* folder under checkpoints/")
         log.info("resuming from %s", checkpoint)
+    main = is_main_process()  # under torchrun / accelerate every process trains; only process 0 writes files
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.yaml")
-    if not resume:
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    if main:
+        save_config(config, run_dir / "config.yaml")
+        if not resume:
+            (run_dir / "metrics.jsonl").unlink(missing_ok=True)
 
     set_seed(config.seed)
     data = load_classification(config.data, text_column=config.text_column, label_column=config.label_column,
@@ -224,13 +226,16 @@ def finetune(config: FinetuneConfig, run_dir: str | Path, *, resume: bool = Fals
     logits = {split: predict_logits(model, tokenized[split], collate, config.eval_batch_size, desc=f"eval {split}")
               for split in ("validation", "test")}
     run.extras["logits"] = logits
-    _save_logits(run_dir, logits)
+    if main:
+        _save_logits(run_dir, logits)
     results["eval"] = {**classification_metrics(*logits["test"]),
                        "validation_accuracy": classification_metrics(*logits["validation"])["accuracy"],
                        "accuracy_by_epoch": _accuracy_by_epoch(trainer.state.log_history)}
     trainer.save_model(str(run_dir / "checkpoints" / "final"))
     run_hooks("after_train", run)
     results["wall_seconds"] = round(time.perf_counter() - start, 2)
+    if not main:
+        return results
     atomic_write_json(run_dir / "results.json", results)
     if write_report:
         from tunescope.report.html import build_report

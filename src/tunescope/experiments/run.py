@@ -3,10 +3,10 @@
 Default: minilm-l6 on rotten_tomatoes. The pre-trained model's per-layer diagnostics are always recorded and the
 inflection layers selected before training (results.json `diagnostics.*`, report section with the band marked);
 after training, Delta-CKA per layer against the pre-trained model. When the config asks for plain `lora` without
-explicit `layers`, `RUN_STRATEGY` decides where the adapters go: "lora" (all layers) until LoRA at the inflection band
-alone has been measured to reach >= 0.78 test accuracy within the 10-minute budget (see docs/results/inflection.md:
-on the shared CPU that measurement could not be made), "lora-inflection" afterwards. `--strategy lora-inflection`
-always puts them only at the band. Any other strategy is run as given, still diagnosed.
+explicit `layers` (the default), the adapters go only at the inflection band (`RUN_STRATEGY = "lora-inflection"`):
+measured on 2 idle cores, that default reaches 0.788 test accuracy in 455 s with 37,634 trainable parameters, against
+0.824 in 522 s with 111,362 for LoRA on all six layers (`--layers 0,1,2,3,4,5`; README "Measured"). Any other
+strategy is run as given, still diagnosed.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 from tunescope.experiments.finetune import FinetuneConfig, finetune
 
-# The strategy `run` uses for the default LoRA request (see the module docstring and docs/results/inflection.md).
-RUN_STRATEGY = "lora"
+# The strategy `run` uses for the default LoRA request: diagnose first, inject light (module docstring).
+RUN_STRATEGY = "lora-inflection"
 
 
 def run_config(config: FinetuneConfig) -> FinetuneConfig:

@@ -1,15 +1,18 @@
 """HF Trainer wiring: arguments from FinetuneConfig, metrics log, NaN guard, strategy save/load hooks.
 
 Scale-out comes from the Trainer itself (accelerate: `accelerate launch -m tunescope finetune ...`
-runs DDP/FSDP); tunescope adds no launcher of its own.
+runs DDP/FSDP; on a machine without an accelerator, `torchrun --nproc_per_node N -m tunescope finetune ...`
+runs DDP over gloo); tunescope adds no launcher of its own.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
+import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from tunescope.errors import TrainingDivergedError
@@ -71,6 +74,15 @@ def _compute_metrics(pred) -> dict[str, float]:
     return classification_metrics(np.asarray(logits), np.asarray(pred.label_ids))
 
 
+def is_main_process() -> bool:
+    """True in a single process, and in process 0 of a torchrun / accelerate launch (which set RANK)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _no_accelerator() -> bool:
+    return not torch.accelerator.is_available()
+
+
 def training_arguments(config, output_dir: Path, learning_rate: float, has_eval: bool = True) -> TrainingArguments:
     """TrainingArguments from a FinetuneConfig: epoch-wise eval, checkpoints each epoch (or save_steps)."""
     save = {"save_strategy": "steps", "save_steps": config.save_steps} if config.save_steps else \
@@ -96,6 +108,9 @@ def training_arguments(config, output_dir: Path, learning_rate: float, has_eval:
         dataloader_num_workers=0,
         remove_unused_columns=False,
         label_names=["labels"],
+        # Without an accelerator the Trainer must be told it runs on the CPU, or each process of a torchrun /
+        # accelerate launch would train alone on all the data instead of joining a gloo process group.
+        use_cpu=_no_accelerator(),
         **save,
     )
 

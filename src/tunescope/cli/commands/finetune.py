@@ -67,6 +67,10 @@ def _finetune(args: argparse.Namespace) -> int:
     config = load_finetune_config(args)
     run_dir = make_run_dir(args, f"finetune-{config.strategy}")
     results = finetune(config, run_dir, resume=args.resume)
+    from tunescope.training.trainer import is_main_process
+
+    if not is_main_process():
+        return 0
     ev = results.get("eval", {})
     print(f"test accuracy {ev.get('accuracy', float('nan')):.4f}  nll {ev.get('nll', float('nan')):.4f}  "
           f"trainable {results.get('trainable_params', 0):,} / {results.get('total_params', 0):,}")
