@@ -17,6 +17,16 @@ from tunescope.models.tiny import TINY_ARCHITECTURES, tiny_classifier, tiny_toke
 torch.set_num_threads(2)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """For modules of many tiny-tensor tests (`pytestmark = pytest.mark.usefixtures("one_thread")`): one intra-op
+    thread is fastest on tensors this small and does not fight other jobs for a shared CPU."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 @pytest.fixture(scope="session")
 def toy_data():
     """(texts, labels): 160 short texts whose label is decided by one sentiment word."""

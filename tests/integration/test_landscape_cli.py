@@ -6,17 +6,10 @@ import hashlib
 import json
 
 import pytest
-import torch
 
 from tunescope.cli import main
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _digest(folder) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import torch
 
 from tunescope.cli import main
 from tunescope.models.load import load_classifier

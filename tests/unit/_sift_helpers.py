@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 import torch
 
 from tunescope.models.tiny import tiny_classifier, tiny_tokenizer, toy_sentiment
@@ -62,11 +61,3 @@ def dense_grads(m, batches, names, train: bool = False) -> dict[str, torch.Tenso
 def snapshot(m) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in m.named_parameters()}
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is fastest and does not fight the other jobs on a shared CPU."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from tunescope.errors import UserError
 from tunescope.landscape.basin import (curve, direction_radius, find_radius, grid_radius, score_threshold,
@@ -14,14 +13,7 @@ from tunescope.landscape.directions import random_direction, select_scope
 from tunescope.landscape.perturb import perturbed
 from tunescope.models.tiny import tiny_classifier, tiny_tokenizer, toy_sentiment
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The shared CPU is oversubscribed: one intra-op thread is ~10x faster here than the default."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_planted_score_on_a_tiny_model_gives_the_analytic_radius():

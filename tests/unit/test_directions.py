@@ -42,14 +42,7 @@ def trained_tiny_classifier(arch: str = "bert", steps: int = 60, seed: int = 0):
     model.eval()
     return model, tok, toy_batches(tok, 128, 2, batch_size=64)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The shared CPU is oversubscribed: one intra-op thread is ~10x faster here than the default."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

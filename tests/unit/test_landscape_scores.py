@@ -8,13 +8,7 @@ import torch
 from tunescope.landscape.scores import Scorer, score_kind
 from tunescope.models.tiny import tiny_causal_lm, tiny_classifier, tiny_tokenizer, toy_sentiment
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_next_token_accuracy_and_loss_match_a_hand_computation():

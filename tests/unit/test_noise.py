@@ -9,13 +9,7 @@ from torch import nn
 from tunescope.errors import UserError
 from tunescope.training.noise import GaussianWeightNoise, GONoiseCallback
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _quadratic_problem():

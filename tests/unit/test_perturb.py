@@ -48,14 +48,7 @@ def test_perturbation_is_exact_and_restored_bit_identically(arch, kind):
     assert not any("parametrizations" in n for n, _ in model.named_parameters())
     model.zero_grad()
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The shared CPU is oversubscribed: one intra-op thread is ~10x faster here than the default."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_tied_weights_move_together():

@@ -8,9 +8,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.unit._sift_helpers import batch, dense_grads, engine, model, snapshot, tokenizer, one_thread  # noqa: F401
+from tests.unit._sift_helpers import batch, dense_grads, engine, model, snapshot, tokenizer
 from tunescope.strategies.sift.optimizer import SiftAdamW, optimizer_state_bytes
 from tunescope.strategies.sift.state import DELTA_FILE, save_delta
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

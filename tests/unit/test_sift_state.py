@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.unit._sift_helpers import batch, engine, model, snapshot, tokenizer, one_thread  # noqa: F401
+from tests.unit._sift_helpers import batch, engine, model, snapshot, tokenizer
 from tunescope.errors import UserError
 from tunescope.strategies.sift.optimizer import SiftAdamW
 from tunescope.strategies.sift.state import load_delta, restore_engine, save_delta
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("arch", ["bert", "llama"])

@@ -7,8 +7,10 @@ import math
 import pytest
 import torch
 
-from tests.unit._sift_helpers import batch, model, one_thread, tokenizer  # noqa: F401
+from tests.unit._sift_helpers import batch, model, tokenizer  # noqa: F401
 from tunescope.diagnostics.sparsity import entries_for_share, gradient_sparsity, topk_shares
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_topk_shares_match_a_sorted_cumulative_sum():

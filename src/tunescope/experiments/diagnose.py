@@ -74,23 +74,16 @@ def _probe(tokenized_train, tokenizer, batches: int, size: int, seed: int) -> li
 
 def diagnose_run(config: DiagnoseConfig, run_dir: str | Path, *, write_report: bool = True) -> dict:
     """Measure, select, optionally compare against a second checkpoint; write results.json (+ report.html)."""
-    from transformers import set_seed
-
-    from tunescope.data import load_classification
-    from tunescope.data.tokenize import tokenize_classification
     from tunescope.diagnostics.layerwise import add_delta_cka, collect_hidden_states, diagnose
+    from tunescope.experiments.task import load_task
     from tunescope.models.load import load_classifier
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
     start = time.perf_counter()
-    set_seed(config.seed)
-    data = load_classification(config.data, text_column=config.text_column, label_column=config.label_column,
-                               seed=config.seed, limit=config.limit)
-    model, tokenizer = load_classifier(resolve_checkpoint(config.model), data.num_labels,
-                                       label_names=data.label_names)
-    tokenized = tokenize_classification(data, tokenizer, config.max_length)
+    task = load_task(config, resolve_checkpoint(config.model))
+    data, model, tokenizer, tokenized = task.data, task.model, task.tokenizer, task.tokenized
     probe = _probe(tokenized["train"], tokenizer, config.probe_batches, config.probe_batch_size, config.seed)
     found, capture = diagnose(model, probe, width=config.inflection_width, keep_hidden=config.against is not None)
     if config.against:

@@ -162,12 +162,10 @@ def finetune(config: FinetuneConfig, run_dir: str | Path, *, resume: bool = Fals
     logits.npz (validation and test logits), results.json and report.html, each atomically.
     With `resume=True`, training continues from the newest checkpoint in RUN_DIR/checkpoints.
     """
-    from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
-    from tunescope.data import load_classification
-    from tunescope.data.tokenize import collator, tokenize_classification
-    from tunescope.models.load import load_classifier
+    from tunescope.data.tokenize import collator
+    from tunescope.experiments.task import load_task
     from tunescope.strategies import STRATEGIES, StrategyContext
     from tunescope.strategies.base import count_parameters
     from tunescope.training.evaluate import classification_metrics, predict_logits
@@ -189,13 +187,9 @@ def finetune(config: FinetuneConfig, run_dir: str | Path, *, resume: bool = Fals
         if not resume:
             (run_dir / "metrics.jsonl").unlink(missing_ok=True)
 
-    set_seed(config.seed)
-    data = load_classification(config.data, text_column=config.text_column, label_column=config.label_column,
-                               seed=config.seed, limit=config.limit)
-    model, tokenizer = load_classifier(config.model, data.num_labels, label_names=data.label_names,
-                                       trust_remote_code=config.trust_remote_code)
+    task = load_task(config)
+    data, model, tokenizer, tokenized = task.data, task.model, task.tokenizer, task.tokenized
     pristine = copy.deepcopy(model)  # the pre-trained model, for feature change / NTK / head-norm analyses
-    tokenized = tokenize_classification(data, tokenizer, config.max_length)
     collate = collator(tokenizer)
     strategy = STRATEGIES.get(config.strategy)
     results: dict = {"model": config.model, "data": config.data, "strategy": config.strategy, "seed": config.seed,

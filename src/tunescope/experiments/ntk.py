@@ -104,22 +104,16 @@ def ntk_of_prepared(model, tokenized_train, collator, *, samples: int, seed: int
 
 def run_ntk(config: NTKConfig, run_dir: str | Path) -> dict:
     """Prepare the model as `config.strategy` would, compute the eNTK split, write results.json + kernels.npz."""
-    from transformers import set_seed
-
-    from tunescope.data import load_classification
-    from tunescope.data.tokenize import collator, tokenize_classification
-    from tunescope.models.load import load_classifier
+    from tunescope.data.tokenize import collator
+    from tunescope.experiments.task import load_task
     from tunescope.strategies import STRATEGIES, StrategyContext
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
     start = time.perf_counter()
-    set_seed(config.seed)
-    data = load_classification(config.data, text_column=config.text_column, label_column=config.label_column,
-                               seed=config.seed, limit=config.limit)
-    model, tokenizer = load_classifier(config.model, data.num_labels, label_names=data.label_names)
-    tokenized = tokenize_classification(data, tokenizer, config.max_length)
+    task = load_task(config)
+    data, model, tokenizer, tokenized = task.data, task.model, task.tokenizer, task.tokenized
     collate = collator(tokenizer)
     results: dict = {"command": "ntk", "model": config.model, "data": config.data, "strategy": config.strategy,
                      "seed": config.seed}

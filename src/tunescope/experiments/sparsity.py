@@ -56,22 +56,16 @@ class SparsityConfig:
 
 def run_sparsity(config: SparsityConfig, run_dir: str | Path) -> dict:
     """Measure, write results.json (key `sparsity`) and report.html; returns the results dict."""
-    from transformers import set_seed
-
-    from tunescope.data import load_classification
-    from tunescope.data.tokenize import probe_batches, tokenize_classification
-    from tunescope.models.load import load_classifier
+    from tunescope.data.tokenize import probe_batches
+    from tunescope.experiments.task import load_task
     from tunescope.strategies.sift.config import resolve_targets
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
     start = time.perf_counter()
-    set_seed(config.seed)
-    data = load_classification(config.data, text_column=config.text_column, label_column=config.label_column,
-                               seed=config.seed, limit=config.limit)
-    model, tokenizer = load_classifier(config.model, data.num_labels, label_names=data.label_names)
-    tokenized = tokenize_classification(data, tokenizer, config.max_length)
+    task = load_task(config)
+    model, tokenizer, tokenized = task.model, task.tokenizer, task.tokenized
     batches = probe_batches(tokenized["train"], tokenizer, batch_size=config.batch_size,
                             num_batches=config.batches, seed=config.seed)
     names = list(resolve_targets(model, config.targets)) if config.targets else block_weight_names(model)
