@@ -1,10 +1,14 @@
+"""Tables and plots of docs/results/inflection.md from a `tunescope transfer` run directory.
+
+    .venv/bin/python docs/results/make_inflection_results.py runs/exp/transfer
+"""
 import json, sys
 from pathlib import Path
 from tunescope.experiments.transfer import transfer_figures
 from tunescope.report.plots import save_figure
 from tunescope.report.sections.diagnostics import layer_figure
 out = Path("docs/results")
-r = json.load(open("runs/transfer-inflection/results.json"))
+r = json.load(open(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/exp/transfer") / "results.json"))
 t = r["transfer"]
 for name, fig in transfer_figures(r).items():
     save_figure(fig, out / f"inflection_transfer_{name}.png")

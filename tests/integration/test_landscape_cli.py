@@ -83,3 +83,22 @@ def test_bad_input_exits_2_with_one_line(tiny_model_dir, toy_csv, tmp_path, caps
     err = capsys.readouterr().err.strip()
     last = err.splitlines()[-1]  # earlier stderr lines are loading progress bars
     assert code == 2 and last.startswith("tunescope: error:") and needle in last and "Traceback" not in err
+
+
+def test_landscape_on_a_causal_lm_scores_next_token_accuracy(tokenizer, toy_csv, tmp_path, capsys):
+    from tunescope.models.tiny import tiny_causal_lm
+
+    folder = tmp_path / "lm"
+    tiny_causal_lm("llama", tokenizer).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    before = _digest(folder)
+    out = tmp_path / "ls"
+    code = main(["landscape", "--model", str(folder), "--data", str(toy_csv), "--directions", "random,worst",
+                 "--num-directions", "2", "--eval-examples", "8", "--max-length", "16", "--curve-points", "0",
+                 "--worst-steps", "2", "--out", str(out), "tau=0.5", "relative=true"])  # untrained: S ~ 0.02
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    basin = results["basin"]
+    assert results["score_kind"] == "causal-lm" and 0.0 < basin["score"] <= 1.0
+    assert len(basin["random"]["radii"]) == 2 and basin["worst"]["median_radius"] <= max(basin["random"]["radii"])
+    assert _digest(folder) == before

@@ -78,7 +78,7 @@ class FinetuneConfig:
     """How many checkpoints to keep (the newest)."""
     trust_remote_code: bool = False
     """Allow model repositories to run their own code (off unless you trust the source)."""
-    # --- issue 3 (diagnostics) ---
+    # layer diagnostics and inflection layers (docs/diagnostics.md)
     diagnose: bool = False
     """Record per-layer diagnostics of the pre-trained model before training and Delta-CKA after (on in `run`)."""
     probe_batches: int = 2
@@ -87,8 +87,7 @@ class FinetuneConfig:
     """Examples per probe batch."""
     inflection_width: int | None = None
     """Width w of the inflection band (default ceil(num_layers / 4))."""
-    # --- end issue 3 ---
-    # --- issue 4 (LP-FT, calibration) ---
+    # linear probe, NTK, calibration, feature change (docs/lpft.md)
     lp_cs: int = 10
     """Linear probe (head, lp-ft, lp-lora): number of L2 strengths C tried by LogisticRegressionCV (log-spaced)."""
     lp_cv: int = 5
@@ -99,8 +98,7 @@ class FinetuneConfig:
     """Equal-width confidence bins for ECE / MCE and the reliability diagram."""
     feature_change: bool = True
     """After training, compare pre-trained and fine-tuned features phi(x) on the test split (cosine, L2)."""
-    # --- end issue 4 ---
-    # --- issue 5 (SIFT) ---
+    # SIFT (docs/sift.md)
     sift_rate: float = 0.01
     """SIFT: fraction of each target tensor that trains (k = floor(rate * numel) + 1 entries per tensor)."""
     sift_targets: list[str] | None = None
@@ -109,11 +107,9 @@ class FinetuneConfig:
     """SIFT: micro-batches whose summed gradient chooses the top-k mask (paper: 1)."""
     sift_mask: str = "top"
     """SIFT: `top` (top-k |gradient|, the method) or `random` (the ablation: k random entries)."""
-    # --- end issue 5 ---
-    # --- issue 7 (GO training) ---
+    # GO training (docs/landscape.md)
     noise_sigma: float = 0.0
     """GO training: loss at theta + eps, eps ~ N(0, sigma^2 I) drawn once per optimizer step, gradient applied to theta (0: off; paper 0.01)."""
-    # --- end issue 7 ---
 
     def __post_init__(self):
         check(self.epochs > 0, "epochs", self.epochs, "a positive number")

@@ -6,7 +6,7 @@ import argparse
 
 from tunescope.cli.common import add_common_options, add_config_flags, make_run_dir, resolve_config
 
-# Flags of `finetune` / `run` -> FinetuneConfig fields. Issues add their own in the marked blocks.
+# Flags of `finetune` / `run` -> FinetuneConfig fields (every other field is a key=value override).
 FINETUNE_FLAGS = {
     "model": "--model",
     "data": "--data",
@@ -21,15 +21,13 @@ FINETUNE_FLAGS = {
     "lora_targets": "--lora-targets",
     "layers": "--layers",
     "max_steps": "--max-steps",
-    # --- issue 5 (SIFT) ---
+    # SIFT (docs/sift.md)
     "sift_rate": "--sift-rate",
     "sift_targets": "--sift-targets",
     "sift_selection_batches": "--sift-selection-batches",
     "sift_mask": "--sift-mask",
-    # --- end issue 5 ---
-    # --- issue 7 (GO training) ---
+    # GO training (docs/landscape.md)
     "noise_sigma": "--noise-sigma",
-    # --- end issue 7 ---
 }
 
 
