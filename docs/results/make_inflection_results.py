@@ -1,6 +1,6 @@
 """Tables and plots of docs/results/inflection.md from a `tunescope transfer` run directory.
 
-    .venv/bin/python docs/results/make_inflection_results.py runs/exp/transfer
+    .venv/bin/python docs/results/make_inflection_results.py runs/exp/transfer [RUN_DIR of `tunescope run`]
 """
 import json, sys
 from pathlib import Path
@@ -37,3 +37,11 @@ for reg, by in t["summary"].items():
         runs = [x for x in t["runs"] if x["regime"] == reg and x["strategy"] == st]
         cka = np.array([[row["delta_cka"] for row in x["diagnostics_after"]] for x in runs])
         print(reg, st, " ".join(f"{v:.4f}" for v in cka.mean(0)))
+
+# The `tunescope run` profile (pre-trained vs fine-tuned at the band), when its run directory is given.
+if len(sys.argv) > 2:
+    run = json.load(open(Path(sys.argv[2]) / "results.json"))
+    d = run["diagnostics"]
+    fig = layer_figure(d["layers"], d["inflection_layers"], run.get("diagnostics_after", {}).get("layers"),
+                       title=f"minilm-l6 on rotten_tomatoes, tunescope run: LoRA at layers {d['inflection_layers']}")
+    save_figure(fig, out / "inflection_minilm_profile.png")
