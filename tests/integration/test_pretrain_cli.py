@@ -12,7 +12,8 @@ import tunescope.experiments.pretrain as pretrain_mod
 from tunescope.cli import main
 
 ARGS = ["--preset", "micro", "--steps", "4", "--batch-size", "2", "--max-length", "16", "--vocab-size", "300",
-        "--eval-blocks", "4", "--checkpoint-steps", "0,2", "--probe", "none", "--jreg", "0.5"]
+        "--eval-blocks", "4", "--checkpoint-steps", "0,2", "--probe", "none", "--jreg", "0.5",
+        "--noise-sigma", "0.01"]  # JREG and GO on: the resume test below then covers both
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +77,26 @@ def test_resume_after_interruption_gives_the_same_weights(full_run, tmp_path, to
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     ra, rb = (json.loads((d / "results.json").read_text()) for d in (full, cut))
     assert [c["heldout_loss"] for c in ra["checkpoints"]] == [c["heldout_loss"] for c in rb["checkpoints"]]
+
+
+def test_go_pretraining_perturbs_by_sigma_and_restores_every_step(tmp_path, toy_csv, monkeypatch):
+    from tunescope.training.noise import GaussianWeightNoise
+
+    seen = []
+    real_restore = GaussianWeightNoise.restore
+
+    def spy(self):
+        if self.active:  # the weights the step's forward/backward saw vs the theta that gets the update
+            diff = torch.cat([(p.data - orig).flatten() for p, orig in zip(self.params, self._saved)])
+            seen.append(float(diff.std()))
+        real_restore(self)
+
+    monkeypatch.setattr(GaussianWeightNoise, "restore", spy)
+    out = tmp_path / "go"
+    assert main(["pretrain", "--data", str(toy_csv), "--out", str(out), *ARGS[:-2], "--noise-sigma", "0.02"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["go"]["noise_sigma"] == 0.02 and res["go"]["draws"] == 4 == len(seen)
+    assert all(s == pytest.approx(0.02, rel=0.05) for s in seen)
 
 
 def test_bad_preset_is_a_one_line_error(tmp_path, toy_csv, capsys):

@@ -30,6 +30,7 @@ from tunescope.diagnostics.jump import DisplacementCapture, JumpProfile
 from tunescope.errors import UserError
 from tunescope.io import append_jsonl, atomic_write_json
 from tunescope.models.presets import PRESETS, build_llama, count_parameters, llama_config
+from tunescope.training.noise import GaussianWeightNoise
 from tunescope.training.regularizers import JREG_FORMS, JumpRegularizer
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ class PretrainConfig:
     """JREG weight lambda (0 = plain LM loss)"""
     jreg_form: str = "jump"
     """JREG form: jump (sum of upward steps of Psi), final (Psi_L), all (mean Psi)"""
+    noise_sigma: float = 0.0
+    """GO training: loss at theta + eps, eps ~ N(0, sigma^2 I) drawn once per step, gradient applied to theta (0: off)"""
     probe: str | None = "rotten_tomatoes"
     """classification data for the final linear probe (None = no probe)"""
     probe_limit: int = 1000
@@ -90,6 +93,8 @@ class PretrainConfig:
         check(self.eval_blocks >= 1, "eval_blocks", self.eval_blocks, "a positive integer")
         check(self.jreg >= 0 and math.isfinite(self.jreg), "jreg", self.jreg, "a number >= 0")
         check(self.jreg_form in JREG_FORMS, "jreg_form", self.jreg_form, "one of " + ", ".join(JREG_FORMS))
+        check(self.noise_sigma >= 0 and math.isfinite(self.noise_sigma), "noise_sigma", self.noise_sigma,
+              "a number >= 0 (0: GO training off)")
         check(self.log_every >= 1, "log_every", self.log_every, "a positive integer")
         if self.checkpoint_steps is None:
             s = self.steps
@@ -219,6 +224,7 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = Fals
                                   betas=(0.9, 0.95), eps=1e-8)
     scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, config.steps)
     regularizer = JumpRegularizer(lam=config.jreg, form=config.jreg_form)
+    noise = GaussianWeightNoise(list(model.parameters()), config.noise_sigma) if config.noise_sigma > 0 else None
     results: dict = {"model": f"llama-{config.preset}", "preset": config.preset, "data": config.data,
                      "strategy": "pretrain", "seed": config.seed, "total_params": count_parameters(model),
                      "trainable_params": count_parameters(model), "vocab_size": len(tokenizer),
@@ -270,7 +276,13 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = Fals
     model.train()
     while step < config.steps:
         batch = _batch_at(train_blocks, step, config.batch_size, config.seed)
+        if noise is not None:
+            # GO: eps is a function of (seed, step), so a resumed run draws exactly what it would have drawn.
+            noise.generator.manual_seed(config.seed * 1_000_003 + step)
+            noise.perturb()
         total, lm_loss, penalty = train_step(model, batch, regularizer)
+        if noise is not None:
+            noise.restore()  # the gradient was taken at theta + eps; the step is applied to theta
         if not math.isfinite(float(total)):
             from tunescope.errors import TrainingDivergedError
 
@@ -290,6 +302,9 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = Fals
     final = results["checkpoints"][-1]
     results["jump"] = {k: final[k] for k in ("psi", "zeta", "J", "zeta_L", "tokens")}
     results["heldout_loss"], results["heldout_ppl"] = final["heldout_loss"], final["heldout_ppl"]
+    if noise is not None:
+        results["go"] = {"noise_sigma": config.noise_sigma, "noisy_params": sum(p.numel() for p in noise.params),
+                         "draws": noise.draws}  # draws made by this process (after a resume: since the resume)
     if config.probe:
         results["probe"] = linear_probe(model, tokenizer, config.probe, limit=config.probe_limit,
                                         max_length=config.max_length, seed=config.seed)

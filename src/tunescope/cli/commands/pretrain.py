@@ -8,7 +8,8 @@ PRETRAIN_FLAGS = {"preset": "--preset", "data": "--data", "text_column": "--text
                   "tokenizer": "--tokenizer", "vocab_size": "--vocab-size", "steps": "--steps",
                   "batch_size": "--batch-size", "learning_rate": "--learning-rate",
                   "checkpoint_steps": "--checkpoint-steps", "eval_blocks": "--eval-blocks", "jreg": "--jreg",
-                  "jreg_form": "--jreg-form", "probe": "--probe", "probe_limit": "--probe-limit"}
+                  "jreg_form": "--jreg-form", "noise_sigma": "--noise-sigma", "probe": "--probe",
+                  "probe_limit": "--probe-limit"}
 
 
 def _pretrain(args: argparse.Namespace) -> int:
