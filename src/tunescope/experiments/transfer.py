@@ -51,6 +51,8 @@ class TransferConfig:
     """Source epochs in the UNDER regime."""
     over_epochs: float = 8.0
     """Source epochs in the OVER regime (until the training loss is near zero)."""
+    saturated_loss: float = 0.05
+    """OVER counts as saturated when its last logged training loss is at most this (checked, reported, warned)."""
     source_limit: int | None = 1000
     """Cap on source examples per split."""
     target_limit: int | None = 1000
@@ -112,8 +114,15 @@ def run_source(config: TransferConfig, regime: str, run_dir: Path) -> tuple[Path
                             seed=config.source_seed, save_total_limit=1, warmup_ratio=0.0 if regime == "under"
                             else 0.06)
         results = finetune(ft, run_dir, write_report=False, resume=_has_checkpoint(run_dir))
-    summary = {"regime": regime, "epochs": epochs, "train_loss_final": _final_train_loss(run_dir),
+    loss = _final_train_loss(run_dir)
+    summary = {"regime": regime, "epochs": epochs, "train_loss_final": loss,
                "source_test_accuracy": results.get("eval", {}).get("accuracy")}
+    if regime == "over":
+        summary["saturated"] = loss is not None and loss <= config.saturated_loss
+        if not summary["saturated"]:
+            log.warning("the OVER source is not saturated: final training loss %s > %g; raise over_epochs (now %g) "
+                        "or the source learning rate, or the comparison does not test the paper's regime",
+                        loss, config.saturated_loss, epochs)
     return run_dir / "checkpoints" / "final", summary
 
 

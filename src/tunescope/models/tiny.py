@@ -1,6 +1,8 @@
 """Tiny random models and a WordPiece tokenizer built in-process (tests, demos, benchmarks).
 
-Building one takes ~10 ms; nothing is downloaded. Architectures: bert, gpt2, llama.
+Building one takes ~10 ms; nothing is downloaded. TINY_ARCHITECTURES (bert, gpt2, llama) run through every
+contract test; EXTRA_TINY_ARCHITECTURES (roberta, distilbert, qwen2, mistral) cover the rest of the supported
+architectures in the diagnostics tests.
 """
 
 from __future__ import annotations
@@ -14,13 +16,18 @@ from transformers import (
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     BertConfig,
+    DistilBertConfig,
     GPT2Config,
     LlamaConfig,
+    MistralConfig,
     PretrainedConfig,
     PreTrainedTokenizerFast,
+    Qwen2Config,
+    RobertaConfig,
 )
 
 TINY_ARCHITECTURES = ("bert", "gpt2", "llama")
+EXTRA_TINY_ARCHITECTURES = ("roberta", "distilbert", "qwen2", "mistral")
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -51,7 +58,7 @@ def tiny_tokenizer(texts: Iterable[str], vocab_size: int = 500) -> PreTrainedTok
 def tiny_config(arch: str, vocab_size: int, *, num_layers: int = 4, hidden: int = 32, heads: int = 4,
                 num_labels: int = 2, pad_token_id: int = 0, bos_token_id: int = 2,
                 eos_token_id: int = 3) -> PretrainedConfig:
-    """Config of a tiny model of architecture `arch` (bert | gpt2 | llama)."""
+    """Config of a tiny model of architecture `arch` (TINY_ARCHITECTURES or EXTRA_TINY_ARCHITECTURES)."""
     common = dict(vocab_size=vocab_size, num_labels=num_labels, pad_token_id=pad_token_id,
                   bos_token_id=bos_token_id, eos_token_id=eos_token_id)
     if arch == "bert":
@@ -59,11 +66,19 @@ def tiny_config(arch: str, vocab_size: int, *, num_layers: int = 4, hidden: int 
                           intermediate_size=2 * hidden, max_position_embeddings=128, **common)
     if arch == "gpt2":
         return GPT2Config(n_embd=hidden, n_layer=num_layers, n_head=heads, n_positions=128, **common)
-    if arch == "llama":
-        return LlamaConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=num_layers,
-                           num_attention_heads=heads, num_key_value_heads=max(heads // 2, 1),
-                           max_position_embeddings=128, **common)
-    raise ValueError(f"tiny architecture must be one of {TINY_ARCHITECTURES}, got {arch!r}")
+    if arch == "roberta":  # positions start after pad_token_id, hence the extra room
+        return RobertaConfig(hidden_size=hidden, num_hidden_layers=num_layers, num_attention_heads=heads,
+                             intermediate_size=2 * hidden, max_position_embeddings=130, **common)
+    if arch == "distilbert":
+        return DistilBertConfig(dim=hidden, n_layers=num_layers, n_heads=heads, hidden_dim=2 * hidden,
+                                max_position_embeddings=128, **common)
+    decoders = {"llama": LlamaConfig, "qwen2": Qwen2Config, "mistral": MistralConfig}
+    if arch in decoders:
+        return decoders[arch](hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=num_layers,
+                              num_attention_heads=heads, num_key_value_heads=max(heads // 2, 1),
+                              max_position_embeddings=128, **common)
+    raise ValueError(f"tiny architecture must be one of {TINY_ARCHITECTURES + EXTRA_TINY_ARCHITECTURES}, "
+                     f"got {arch!r}")
 
 
 def _ids(tokenizer: PreTrainedTokenizerFast) -> dict:

@@ -45,8 +45,10 @@ def fit_linear_probe(features: np.ndarray, labels: np.ndarray, num_classes: int,
                      max_iter: int = 1000, seed: int = 0, fit_intercept: bool = True) -> ProbeFit:
     """L2 multinomial logistic regression with cross-validated strength on features [N, d], labels [N].
 
-    See the module docstring for the objective and the two-class conversion. Returns V [C, d], b [C] such that
-    softmax(V phi + b) are the fitted class probabilities.
+    Minimises 0.5 ||W||_F^2 + C * sum_i CE(W phi_i + c, y_i) with C chosen by `cv`-fold cross-validation
+    (accuracy) among `cs` values log-spaced in [1e-4, 1e4] (sklearn LogisticRegressionCV). With two classes sklearn
+    fits one logit w.phi + c; we return its minimum-norm softmax equivalent V = [-w/2; w/2], b = [-c/2; c/2].
+    Returns V [C, d], b [C] such that softmax(V phi + b) are the fitted class probabilities.
     """
     from sklearn.linear_model import LogisticRegressionCV
 

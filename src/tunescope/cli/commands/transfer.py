@@ -31,7 +31,8 @@ def _transfer(args: argparse.Namespace) -> int:
     results = transfer(config, run_dir)
     t = results["transfer"]
     for regime, src in t["sources"].items():
-        print(f"source {regime}: {src['epochs']} epochs, final training loss {src['train_loss_final']}")
+        note = {True: " (saturated)", False: " (NOT saturated)"}.get(src.get("saturated"), "")
+        print(f"source {regime}: {src['epochs']} epochs, final training loss {src['train_loss_final']}{note}")
     print(f"{'regime':8s} {'strategy':16s} {'accuracy':>18s} {'trainable':>12s}")
     for regime, by_strategy in t["summary"].items():
         for strategy, s in by_strategy.items():
