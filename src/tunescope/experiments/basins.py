@@ -58,6 +58,10 @@ class BasinsConfig:
     """Training batch size."""
     learning_rate_scale: float = 2.0
     """Learning rate = this x the strategy's default (full 5e-5, lora 5e-4, sift 1e-3): few steps on a CPU."""
+    sift_rate: float = 0.031
+    """SIFT's share of the q/k/v/o entries: 0.031 = LoRA r8's trainable-parameter budget (docs/results/sift.md)."""
+    sift_learning_rate: float = 3e-3
+    """SIFT's learning rate (not scaled): at 2e-3 and rate 0.01 SIFT stayed a majority-class predictor here."""
     num_directions: int = 3
     """Random directions per model."""
     worst_steps: int = 3
@@ -76,6 +80,8 @@ class BasinsConfig:
     def __post_init__(self):
         check(all(s >= 0 for s in self.sigmas), "sigmas", self.sigmas, "numbers >= 0")
         check(self.num_directions >= 1, "num_directions", self.num_directions, "a positive integer")
+        check(0 < self.sift_rate <= 1, "sift_rate", self.sift_rate, "a share in (0, 1]")
+        check(self.sift_learning_rate > 0, "sift_learning_rate", self.sift_learning_rate, "a number > 0")
 
 
 @torch.no_grad()
@@ -125,8 +131,10 @@ def _finetune(config: BasinsConfig, strategy: str, sigma: float, run_dir: Path) 
     if (run_dir / "results.json").is_file():
         return json.loads((run_dir / "results.json").read_text())
     lr = config.learning_rate_scale * STRATEGIES.get(strategy).default_learning_rate
+    if strategy == "sift":
+        lr = config.sift_learning_rate
     ft = FinetuneConfig(model=config.model, data=config.data, strategy=strategy, epochs=config.epochs,
-                        learning_rate=lr,
+                        learning_rate=lr, sift_rate=config.sift_rate,
                         limit=config.limit, max_length=config.max_length, batch_size=config.batch_size,
                         seed=config.seed, noise_sigma=sigma, feature_change=False)
     return finetune(ft, run_dir, write_report=False)
