@@ -1,6 +1,7 @@
 """Tables and plots of docs/results/sift.md from the run directories (numbers are read, never typed).
 
-    .venv/bin/python docs/results/make_sift_results.py runs/sift-exp runs/sift-sparsity
+    .venv/bin/python docs/results/make_sift_results.py runs/exp/sift [runs/exp/sift-rate0.001 ...] [--sparsity RUN]
+The first experiment folder's plot is sift_accuracy.png, a further one's sift_accuracy_<folder name>.png.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ HERE = Path(__file__).parent
 ORDER = ["full", "lora", "sift", "sift-random"]
 
 
-def accuracy_table(exp: Path) -> str:
+def accuracy_table(exp: Path, plot_name: str = "sift_accuracy.png") -> str:
     rows, accs = [], {}
     for name in ORDER:
         runs = sorted(exp.glob(f"{name}-s*/results.json"))
@@ -47,15 +48,32 @@ def accuracy_table(exp: Path) -> str:
     ax.set_ylim(40, 100)
     import numpy as np
 
-    y = np.load(sorted(exp.glob("full-s*/logits.npz"))[0])["test_labels"]
+    y = np.load(sorted(exp.glob("*-s*/logits.npz"))[0])["test_labels"]
     ax.axhline(100 * max(y.mean(), 1 - y.mean()), color="grey", ls=":", lw=1, label="majority class (seed-0 test)")
     ax.legend(fontsize=7, loc="upper right")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("rotten_tomatoes, minilm-l6 (bars: mean, dots: seeds)")
     ax.grid(alpha=0.3, axis="y")
-    save_figure(fig, HERE / "sift_accuracy.png")
+    save_figure(fig, HERE / plot_name)
     head = ("| strategy | seeds | test accuracy % (mean ± sd) | per seed | trainable params | test NLL | "
             "wall s | grad_topk_share | optimizer_state_bytes |\n|---|---|---|---|---|---|---|---|---|")
+    return head + "\n" + "\n".join(rows)
+
+
+def epoch_table(exp: Path) -> str:
+    """Validation accuracy after each epoch, mean over seeds (and per seed), for every strategy found."""
+    head = "| strategy | " + " | ".join(f"epoch {e}" for e in (1, 2, 3)) + " |\n|---|---|---|---|"
+    rows = []
+    for name in ORDER:
+        res = [json.loads(p.read_text()) for p in sorted(exp.glob(f"{name}-s*/results.json"))]
+        if not res:
+            continue
+        curves = [[e["accuracy"] for e in r["eval"]["accuracy_by_epoch"]] for r in res]
+        cells = []
+        for i in range(min(len(c) for c in curves)):
+            per_seed = [c[i] for c in curves]
+            cells.append(f"{100 * statistics.mean(per_seed):.1f} ({', '.join(f'{100 * a:.1f}' for a in per_seed)})")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return head + "\n" + "\n".join(rows)
 
 
@@ -75,7 +93,13 @@ def sparsity_table(run: Path) -> str:
 
 
 if __name__ == "__main__":
-    exp, sparsity_runs = Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]]
-    print(accuracy_table(exp))
+    args = sys.argv[1:]
+    sparsity_runs = [Path(args[i + 1]) for i, a in enumerate(args) if a == "--sparsity"]
+    experiments = [Path(a) for i, a in enumerate(args) if a != "--sparsity" and (i == 0 or args[i - 1] != "--sparsity")]
+    for n, exp in enumerate(experiments):
+        print(f"\n{exp}:\n")
+        print(accuracy_table(exp, "sift_accuracy.png" if n == 0 else f"sift_accuracy_{exp.name}.png"))
+        print("\nvalidation accuracy % by epoch, mean (per seed):\n")
+        print(epoch_table(exp))
     for run in sparsity_runs:
         print(f"\n{run}:\n" + sparsity_table(run))
