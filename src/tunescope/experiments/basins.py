@@ -101,13 +101,15 @@ def probe_accuracy(model, train: list[dict], test: list[dict], seed: int) -> flo
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
     model.eval()
     xtr, xte = mean_pooled_features(model, train), mean_pooled_features(model, test)
     ytr = np.concatenate([b["labels"].numpy() for b in train])
     yte = np.concatenate([b["labels"].numpy() for b in test])
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000, random_state=seed))
-    clf.fit(xtr, ytr)
+    with threadpool_limits(limits=1):  # see strategies/linear_probe.py: torch + BLAS pools fight
+        clf.fit(xtr, ytr)
     return float((clf.predict(xte) == yte).mean())
 
 

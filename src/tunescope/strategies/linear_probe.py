@@ -51,6 +51,7 @@ def fit_linear_probe(features: np.ndarray, labels: np.ndarray, num_classes: int,
     Returns V [C, d], b [C] such that softmax(V phi + b) are the fitted class probabilities.
     """
     from sklearn.linear_model import LogisticRegressionCV
+    from threadpoolctl import threadpool_limits
 
     features = np.asarray(features, dtype=np.float64)
     labels = np.asarray(labels).astype(np.int64)
@@ -63,7 +64,10 @@ def fit_linear_probe(features: np.ndarray, labels: np.ndarray, num_classes: int,
     start = time.perf_counter()
     clf = LogisticRegressionCV(Cs=cs, cv=folds, l1_ratios=(0.0,), scoring="accuracy", max_iter=max_iter, tol=1e-6,
                                fit_intercept=fit_intercept, random_state=seed, use_legacy_attributes=False)
-    clf.fit(features, labels)
+    # One BLAS/OpenMP thread: lbfgs on a few thousand rows gains nothing from threads, and next to torch's
+    # spinning OpenMP pool two threads made this fit ~35x slower on 2 cores (105 s vs 3 s, docs/results/lpft.md).
+    with threadpool_limits(limits=1):
+        clf.fit(features, labels)
     coef, intercept = clf.coef_, clf.intercept_
     weight = np.zeros((num_classes, features.shape[1]))
     bias = np.zeros(num_classes)
