@@ -11,7 +11,12 @@ from transformers import DataCollatorWithPadding
 
 from tunescope.diagnostics.features import extract_features, head_norm
 from tunescope.models.tiny import tiny_classifier, tiny_tokenizer, toy_sentiment
-from tunescope.strategies.linear_probe import fit_linear_probe, install_head, linear_probe
+from tunescope.strategies.linear_probe import (
+    fit_linear_probe,
+    install_head,
+    linear_probe,
+    standardized_probe_accuracy,
+)
 
 
 def _blobs(n_per_class: int, num_classes: int, dim: int, seed: int):
@@ -74,3 +79,19 @@ def test_install_head_rejects_wrong_shape():
     model = tiny_classifier("bert", tiny_tokenizer(texts))
     with pytest.raises(ValueError):
         install_head(model, np.zeros((3, 32)), np.zeros(3))
+
+
+def test_standardized_probe_accuracy_equals_a_direct_sklearn_fit():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 6))
+    y = (x @ rng.normal(size=6) + rng.normal(scale=2.0, size=300) > 0).astype(int)
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000)).fit(x[:200], y[:200])
+    got = standardized_probe_accuracy(x[:200], y[:200], x[200:], y[200:])
+    assert got == ref.score(x[200:], y[200:])
+    assert 0.5 < got < 1.0  # a noisy task: the probe is informative but not perfect
+    xs, ys = _blobs(30, 2, 4, seed=0)
+    assert standardized_probe_accuracy(xs, ys, xs, ys) == 1.0

@@ -96,21 +96,15 @@ def mean_pooled_features(model, batches: list[dict]) -> np.ndarray:
     return np.concatenate(out)
 
 
-def probe_accuracy(model, train: list[dict], test: list[dict], seed: int) -> float:
+def probe_accuracy(model, train: list[dict], test: list[dict]) -> float:
     """Test accuracy of an L2 logistic regression (C = 1, standardised features) fitted on frozen features."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from threadpoolctl import threadpool_limits
+    from tunescope.strategies.linear_probe import standardized_probe_accuracy
 
     model.eval()
     xtr, xte = mean_pooled_features(model, train), mean_pooled_features(model, test)
     ytr = np.concatenate([b["labels"].numpy() for b in train])
     yte = np.concatenate([b["labels"].numpy() for b in test])
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000, random_state=seed))
-    with threadpool_limits(limits=1):  # see strategies/linear_probe.py: torch + BLAS pools fight
-        clf.fit(xtr, ytr)
-    return float((clf.predict(xte) == yte).mean())
+    return standardized_probe_accuracy(xtr, ytr, xte, yte, max_iter=3000)
 
 
 def _probe_batches(config: BasinsConfig, tokenizer):
@@ -170,7 +164,7 @@ def run_basins(config: BasinsConfig) -> dict:
     start = time.perf_counter()
     pre, tokenizer = load_classifier(config.model, 2)
     probe_train, probe_test = _probe_batches(config, tokenizer)
-    pre_probe = probe_accuracy(pre, probe_train, probe_test, config.seed)
+    pre_probe = probe_accuracy(pre, probe_train, probe_test)
     log.info("pre-trained probe accuracy on %s: %.4f", config.probe_data, pre_probe)
     rows = []
     for strategy in config.strategies:
@@ -187,7 +181,7 @@ def run_basins(config: BasinsConfig) -> dict:
             model, _ = load_classifier(resolve_checkpoint(str(run_dir)), 2)
             if hasattr(model, "merge_and_unload"):
                 model = model.merge_and_unload()
-            acc = probe_accuracy(model, probe_train, probe_test, config.seed)
+            acc = probe_accuracy(model, probe_train, probe_test)
             b = ls["basin"]
             rows.append({
                 "run": name, "strategy": strategy, "noise_sigma": sigma,

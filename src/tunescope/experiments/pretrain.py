@@ -21,11 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import (
-    LlamaForCausalLM,
-    PreTrainedTokenizerFast,
-    get_cosine_schedule_with_warmup,
-)
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast, get_cosine_schedule_with_warmup
 
 from tunescope.config import check, save_config
 from tunescope.data.corpus import load_corpus
@@ -33,12 +29,7 @@ from tunescope.data.lm import block_batches, load_or_train_tokenizer, pack_block
 from tunescope.diagnostics.jump import DisplacementCapture, JumpProfile
 from tunescope.errors import UserError
 from tunescope.io import append_jsonl, atomic_write_json
-from tunescope.models.presets import (
-    PRESETS,
-    build_llama,
-    count_parameters,
-    llama_config,
-)
+from tunescope.models.presets import PRESETS, build_llama, count_parameters, llama_config
 from tunescope.training.noise import GaussianWeightNoise
 from tunescope.training.regularizers import JREG_FORMS, JumpRegularizer
 
@@ -157,20 +148,14 @@ def linear_probe(model: LlamaForCausalLM, tokenizer, source: str, *, limit: int,
                  seed: int) -> dict:
     """Linear-probe accuracy: standardised mean-pooled features -> L2 logistic regression (sklearn),
     fitted on the train split, scored on the test split."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from threadpoolctl import threadpool_limits
-
     from tunescope.data.classification import load_classification
+    from tunescope.strategies.linear_probe import standardized_probe_accuracy
 
     data = load_classification(source, seed=seed, limit=limit)
     xtr = mean_pooled_features(model, tokenizer, list(data.train["text"]), max_length).numpy()
     xte = mean_pooled_features(model, tokenizer, list(data.test["text"]), max_length).numpy()
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
-    with threadpool_limits(limits=1):  # see strategies/linear_probe.py: torch + BLAS pools fight
-        clf.fit(xtr, data.train["label"])
-    return {"data": source, "accuracy": float(clf.score(xte, data.test["label"])),
+    accuracy = standardized_probe_accuracy(xtr, data.train["label"], xte, data.test["label"], max_iter=2000)
+    return {"data": source, "accuracy": accuracy,
             "train_examples": len(xtr), "test_examples": len(xte), "features": "mean-pooled final hidden state"}
 
 

@@ -88,6 +88,21 @@ def fit_linear_probe(features: np.ndarray, labels: np.ndarray, num_classes: int,
     return ProbeFit(weight, bias, strength, cv_acc, train_acc, time.perf_counter() - start)
 
 
+def standardized_probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+                                test_y: np.ndarray, *, max_iter: int = 3000) -> float:
+    """Test accuracy of a fixed-strength probe: standardised features -> L2 logistic regression (C = 1, lbfgs),
+    fitted on (train_x, train_y). A cheap capability read-out on frozen features (pre-training, basins), not LP."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
+
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=max_iter))
+    with threadpool_limits(limits=1):  # see fit_linear_probe: torch's and BLAS's thread pools fight
+        clf.fit(train_x, train_y)
+    return float(clf.score(test_x, test_y))
+
+
 @torch.no_grad()
 def install_head(model: nn.Module, weight: np.ndarray, bias: np.ndarray) -> None:
     """Copy V [C, d] and b [C] into the final linear layer of the model's head (bias dropped if it has none)."""
