@@ -93,13 +93,16 @@ def sparsity_table(run: Path) -> str:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    sparsity_runs = [Path(args[i + 1]) for i, a in enumerate(args) if a == "--sparsity"]
-    experiments = [Path(a) for i, a in enumerate(args) if a != "--sparsity" and (i == 0 or args[i - 1] != "--sparsity")]
-    for n, exp in enumerate(experiments):
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("experiments", nargs="+", type=Path, help="folders of <strategy>-seed<s> run folders")
+    parser.add_argument("--sparsity", action="append", default=[], type=Path, help="a `tunescope sparsity` run")
+    args = parser.parse_args()
+    for n, exp in enumerate(args.experiments):
         print(f"\n{exp}:\n")
         print(accuracy_table(exp, "sift_accuracy.png" if n == 0 else f"sift_accuracy_{exp.name}.png"))
         print("\nvalidation accuracy % by epoch, mean (per seed):\n")
         print(epoch_table(exp))
-    for run in sparsity_runs:
+    for run in args.sparsity:
         print(f"\n{run}:\n" + sparsity_table(run))
