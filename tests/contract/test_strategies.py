@@ -13,7 +13,7 @@ from tunescope.io import read_jsonl
 from tunescope.models.load import load_classifier
 from tunescope.models.tiny import TINY_ARCHITECTURES
 from tunescope.strategies import STRATEGIES
-from tunescope.strategies.base import head_parameter_names
+from tunescope.models.layers import head_parameter_names
 from tunescope.training.evaluate import predict_logits
 
 from .strategy_table import PER_ARCH, STRATEGY_ROWS

@@ -7,7 +7,7 @@ import copy
 import torch
 
 from tunescope.models.tiny import tiny_classifier, tiny_tokenizer, toy_sentiment
-from tunescope.strategies.base import head_parameter_names
+from tunescope.models.layers import head_parameter_names
 from tunescope.strategies.sift.config import SiftConfig
 from tunescope.strategies.sift.sparse import SiftEngine
 

@@ -56,7 +56,7 @@ def _batch(model, batch_size: int, seq_len: int) -> dict:
 def _build(variant: str, opts: dict):
     """(model, optimizer, batch, extra_grads, bookkeeping_bytes) for one variant."""
     from tunescope.models.load import load_classifier
-    from tunescope.strategies.base import head_parameter_names
+    from tunescope.models.layers import head_parameter_names
     from tunescope.strategies.sift import SiftAdamW, SiftConfig, SiftEngine
     from tunescope.strategies.sift.config import DEFAULT_TARGETS, num_selected, resolve_targets
 

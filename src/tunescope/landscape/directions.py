@@ -69,7 +69,7 @@ def select_scope(model: nn.Module, scope: str = "all",
     if scope == "all":
         chosen = named
     elif scope == "body":
-        from tunescope.strategies.base import head_parameter_names
+        from tunescope.models.layers import head_parameter_names
 
         head = set(head_parameter_names(model))
         chosen = [(n, p) for n, p in named if n not in head]

@@ -147,3 +147,12 @@ def block_index_of(param_name: str, layout: ModelLayout) -> int | None:
         if param_name.startswith(prefix):
             return i
     return None
+
+
+def head_parameter_names(model: nn.Module) -> list[str]:
+    """Names of the task-head parameters (as they appear in model.named_parameters()); [] without a head."""
+    layout = model_layout(model)
+    if layout.head is None:
+        return []
+    ids = {id(p) for p in layout.head.parameters()}
+    return [n for n, p in model.named_parameters() if id(p) in ids]

@@ -57,14 +57,3 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return trainable, total
-
-
-def head_parameter_names(model: nn.Module) -> list[str]:
-    """Names of the classification-head parameters (as they appear in model.named_parameters())."""
-    from tunescope.models.layers import model_layout
-
-    layout = model_layout(model)
-    if layout.head is None:
-        return []
-    ids = {id(p) for p in layout.head.parameters()}
-    return [n for n, p in model.named_parameters() if id(p) in ids]

@@ -22,7 +22,8 @@ from torch import nn
 from transformers import TrainerCallback
 
 from tunescope.errors import UserError
-from tunescope.strategies.base import STRATEGIES, StrategyContext, head_parameter_names
+from tunescope.models.layers import head_parameter_names
+from tunescope.strategies.base import STRATEGIES, StrategyContext
 from tunescope.strategies.sift.config import SiftConfig
 from tunescope.strategies.sift.optimizer import SiftAdamW, optimizer_state_bytes
 from tunescope.strategies.sift.sparse import SiftEngine
