@@ -12,7 +12,12 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from tunescope.models.tiny import TINY_ARCHITECTURES, tiny_classifier, tiny_tokenizer, toy_sentiment  # noqa: E402
+from tunescope.models.tiny import (  # noqa: E402
+    TINY_ARCHITECTURES,
+    tiny_classifier,
+    tiny_tokenizer,
+    toy_sentiment,
+)
 
 torch.set_num_threads(2)
 

@@ -4,7 +4,7 @@
 """
 import json, sys
 from pathlib import Path
-from tunescope.experiments.transfer import transfer_figures
+from tunescope.report.transfer_figures import transfer_figures
 from tunescope.report.plots import save_figure
 from tunescope.report.sections.diagnostics import layer_figure
 out = Path("docs/results")

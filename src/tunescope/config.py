@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import math
 import textwrap
 import types
 import typing
@@ -44,6 +45,27 @@ def field_docs(cls: type) -> dict[str, str]:
                     and isinstance(nxt.value.value, str)):
                 docs[node.target.id] = " ".join(nxt.value.value.split())
     return docs
+
+
+class Options:
+    """Base of every config dataclass and option group.
+
+    Configs are composed from option groups declared once (tasks.options.TaskOptions, training.options.
+    TrainingOptions, strategies.lora.LoraOptions, ...) by dataclass inheritance, so a field shared by several
+    commands has one declaration, one docstring and one validation. Each group validates its own fields in a
+    `validate(self)` method; `__post_init__` runs every group's `validate` (base groups first), so no group has
+    to remember to call `super()`.
+    """
+
+    def __post_init__(self) -> None:
+        for klass in reversed(type(self).__mro__):
+            validate = klass.__dict__.get("validate")
+            if validate is not None:
+                validate(self)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
 
 
 def _describe(tp: Any) -> str:
@@ -100,6 +122,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             number = float(value)
         except (TypeError, ValueError):
             raise UserError(f"bad value {value!r} for {key}: expected {_describe(tp)}") from None
+        if not math.isfinite(number):  # inf / nan pass float() but no setting means them
+            raise UserError(f"bad value {value!r} for {key}: expected a finite number")
         if tp is int:
             if not number.is_integer():
                 raise UserError(f"bad value {value!r} for {key}: expected an integer")

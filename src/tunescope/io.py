@@ -86,3 +86,9 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             except json.JSONDecodeError:  # a line cut by a crash: skip it, keep the rest
                 continue
     return out
+
+
+def is_main_process() -> bool:
+    """True in a single process, and in process 0 of a torchrun / accelerate launch (which set RANK): the only
+    process that writes run files."""
+    return int(os.environ.get("RANK", "0")) == 0

@@ -17,8 +17,9 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Maps names to objects of one kind; `kind` is used in error messages ("unknown strategy 'x'")."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, check: Callable[[str, T], None] | None = None):
         self.kind = kind
+        self._check = check  # validates an object at registration (e.g. the Strategy protocol)
         self._items: dict[str, T] = {}
 
     def register(self, name: str, obj: T | None = None) -> Callable[[T], T] | T:
@@ -27,6 +28,8 @@ class Registry(Generic[T]):
         def add(item: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
+            if self._check is not None:
+                self._check(name, item)
             self._items[name] = item
             return item
 

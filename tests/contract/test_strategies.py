@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from tunescope.experiments.finetune import FinetuneConfig, finetune
-from tunescope.experiments.hooks import FINETUNE_HOOKS
 from tunescope.io import read_jsonl
+from tunescope.models.layers import head_parameter_names
 from tunescope.models.load import load_classifier
 from tunescope.models.tiny import TINY_ARCHITECTURES
 from tunescope.strategies import STRATEGIES
-from tunescope.models.layers import head_parameter_names
+from tunescope.training.addons import AddonBase
 from tunescope.training.evaluate import predict_logits
 
 from .strategy_table import PER_ARCH, STRATEGY_ROWS
@@ -31,16 +31,18 @@ def _canonical(name: str) -> str:
     return name.replace(".base_layer", "").replace(".original_module", "")
 
 
+class CaptureRun(AddonBase):
+    """A training add-on of the test's own: keeps the RunState for the assertions."""
+
+    name = "capture"
+
+    def after_train(self, run):
+        self.run = run
+
+
 @pytest.fixture
 def capture_run():
-    captured = {}
-
-    def grab(run):
-        captured["run"] = run
-
-    FINETUNE_HOOKS["after_train"].append(grab)
-    yield captured
-    FINETUNE_HOOKS["after_train"].remove(grab)
+    return CaptureRun()
 
 
 @pytest.mark.parametrize("arch", TINY_ARCHITECTURES)
@@ -49,11 +51,11 @@ def test_strategy_contract(strategy, overrides, arch, tiny_model_dir, toy_csv, t
     settings = {"epochs": 6, **overrides, **PER_ARCH.get((strategy, arch), {})}
     config = FinetuneConfig(model=str(tiny_model_dir[arch]), data=str(toy_csv), strategy=strategy, batch_size=16,
                             logging_steps=2, warmup_ratio=0.0, lora_dropout=0.0, **settings)
-    results = finetune(config, tmp_path, write_report=False)
-    run = capture_run["run"]
+    results = finetune(config, tmp_path, write_report=False, extra_addons=[capture_run])
+    run = capture_run.run
 
     # 1. the loss falls on the learnable toy task (`head` = LP alone takes no gradient step: its probe must fit)
-    if not getattr(STRATEGIES.get(strategy), "trains", True):
+    if not STRATEGIES.get(strategy).trains:
         assert results["lp"]["lp_train_accuracy"] > 0.6, results["lp"]  # chance is 0.5; random tiny features
     else:
         losses = [m["loss"] for m in read_jsonl(tmp_path / "metrics.jsonl") if "loss" in m]

@@ -4,7 +4,12 @@ import math
 
 import torch
 from datasets import Dataset
-from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
+from transformers import (
+    DataCollatorWithPadding,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 
 from tunescope.models.tiny import tiny_classifier, tiny_tokenizer, toy_sentiment
 from tunescope.training.callbacks import DiagnosticsCallback

@@ -102,3 +102,15 @@ def test_landscape_on_a_causal_lm_scores_next_token_accuracy(tokenizer, toy_csv,
     assert results["score_kind"] == "causal-lm" and 0.0 < basin["score"] <= 1.0
     assert len(basin["random"]["radii"]) == 2 and basin["worst"]["median_radius"] <= max(basin["random"]["radii"])
     assert _digest(folder) == before
+
+
+def test_sift_run_sparse_scope_moves_only_the_trained_entries(tiny_model_dir, toy_csv, tmp_path):
+    run = tmp_path / "sift"
+    assert main(["finetune", "--strategy", "sift", "--model", str(tiny_model_dir["bert"]), "--data", str(toy_csv),
+                 "--sift-rate", "0.05", "--epochs", "1", "--batch-size", "16", "--lr", "1e-2", "--max-length", "24",
+                 "--limit", "48", "--out", str(run), "feature_change=false"]) == 0
+    out = tmp_path / "ls"
+    assert main(["landscape", "--model", str(run), "--scope", "sparse", "--num-directions", "2",
+                 "--eval-examples", "16", "--curve-points", "0", "--out", str(out)]) == 0
+    selected = json.loads((run / "results.json").read_text())["sift"]["selected_params"]
+    assert json.loads((out / "results.json").read_text())["basin"]["dim"] == selected

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-
 from tunescope.cli import main
 from tunescope.models.load import load_classifier
 from tunescope.strategies.sift.state import load_delta

@@ -24,7 +24,11 @@ def test_diagnose_minilm_rotten_tomatoes(tmp_path):
 
 
 def test_minilm_entropy_matches_eager_attention():
-    from tunescope.diagnostics.attention import EntropyRecorder, masked_attention_entropy, record_attention_entropy
+    from tunescope.diagnostics.attention import (
+        EntropyRecorder,
+        masked_attention_entropy,
+        record_attention_entropy,
+    )
     from tunescope.models.layers import model_layout
     from tunescope.models.load import load_classifier
 

@@ -10,8 +10,8 @@ pytestmark = pytest.mark.slow
 
 def test_sift_minilm_step_save_and_reload_exactly(tmp_path):
     from tunescope.data import load_classification
-    from tunescope.models.load import load_classifier
     from tunescope.models.layers import head_parameter_names
+    from tunescope.models.load import load_classifier
     from tunescope.strategies.sift import SiftAdamW, SiftConfig, SiftEngine, save_delta
 
     data = load_classification("rotten_tomatoes", seed=0, limit=16)

@@ -6,8 +6,8 @@ import copy
 
 import torch
 
-from tunescope.models.tiny import tiny_classifier, tiny_tokenizer, toy_sentiment
 from tunescope.models.layers import head_parameter_names
+from tunescope.models.tiny import tiny_classifier, tiny_tokenizer, toy_sentiment
 from tunescope.strategies.sift.config import SiftConfig
 from tunescope.strategies.sift.sparse import SiftEngine
 

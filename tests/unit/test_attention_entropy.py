@@ -5,7 +5,11 @@ import math
 import pytest
 import torch
 
-from tunescope.diagnostics.attention import EntropyRecorder, masked_attention_entropy, record_attention_entropy
+from tunescope.diagnostics.attention import (
+    EntropyRecorder,
+    masked_attention_entropy,
+    record_attention_entropy,
+)
 from tunescope.models.layers import model_layout
 from tunescope.models.tiny import tiny_classifier, tiny_tokenizer, toy_sentiment
 

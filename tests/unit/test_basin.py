@@ -7,8 +7,14 @@ import math
 import pytest
 
 from tunescope.errors import UserError
-from tunescope.landscape.basin import (curve, direction_radius, find_radius, grid_radius, score_threshold,
-                                       symmetric_grid)
+from tunescope.landscape.basin import (
+    curve,
+    direction_radius,
+    find_radius,
+    grid_radius,
+    score_threshold,
+    symmetric_grid,
+)
 from tunescope.landscape.directions import random_direction, select_scope
 from tunescope.landscape.perturb import perturbed
 from tunescope.models.tiny import tiny_classifier, tiny_tokenizer, toy_sentiment

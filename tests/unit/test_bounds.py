@@ -7,8 +7,14 @@ import pytest
 from scipy import stats
 
 from tunescope.errors import UserError
-from tunescope.landscape.bounds import (bernoulli_from_scores, certified_radius, certify, clopper_pearson_lower,
-                                        clopper_pearson_upper, fraction_inside_bound)
+from tunescope.landscape.bounds import (
+    bernoulli_from_scores,
+    certified_radius,
+    certify,
+    clopper_pearson_lower,
+    clopper_pearson_upper,
+    fraction_inside_bound,
+)
 
 
 @pytest.mark.parametrize("k,n", [(0, 10), (1, 10), (7, 10), (10, 10), (45, 50), (500, 1000)])

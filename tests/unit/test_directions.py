@@ -9,10 +9,14 @@ import torch
 
 from tunescope.errors import UserError
 from tunescope.landscape.basin import score_threshold
-from tunescope.landscape.directions import (global_norm, random_direction, select_scope, sft_direction)
+from tunescope.landscape.directions import (
+    global_norm,
+    random_direction,
+    select_scope,
+    sft_direction,
+)
 from tunescope.landscape.measure import radius_along, worst_case_direction
 from tunescope.landscape.scores import Scorer
-
 from tunescope.models.tiny import tiny_classifier, tiny_tokenizer, toy_sentiment
 
 

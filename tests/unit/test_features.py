@@ -8,7 +8,12 @@ from datasets import Dataset
 from peft import LoraConfig, TaskType, get_peft_model
 from transformers import DataCollatorWithPadding
 
-from tunescope.diagnostics.features import extract_features, feature_change, head_linear, head_norm
+from tunescope.diagnostics.features import (
+    extract_features,
+    feature_change,
+    head_linear,
+    head_norm,
+)
 from tunescope.models.tiny import tiny_classifier, tiny_tokenizer, toy_sentiment
 
 

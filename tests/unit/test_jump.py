@@ -16,7 +16,12 @@ from tunescope.diagnostics.jump import (
     token_displacement,
     zeta_profile,
 )
-from tunescope.models.tiny import tiny_causal_lm, tiny_classifier, tiny_tokenizer, toy_sentiment
+from tunescope.models.tiny import (
+    tiny_causal_lm,
+    tiny_classifier,
+    tiny_tokenizer,
+    toy_sentiment,
+)
 
 
 def test_identical_states_have_zero_displacement_and_opposite_ones_one():

@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from tunescope.landscape.scores import Scorer, score_kind
-from tunescope.models.tiny import tiny_causal_lm, tiny_classifier, tiny_tokenizer, toy_sentiment
+from tunescope.models.tiny import (
+    tiny_causal_lm,
+    tiny_classifier,
+    tiny_tokenizer,
+    toy_sentiment,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

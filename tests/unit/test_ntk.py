@@ -10,7 +10,12 @@ from torch.func import functional_call, jacrev
 from transformers import DataCollatorWithPadding
 
 from tunescope.diagnostics.features import head_linear
-from tunescope.diagnostics.ntk import _SparseEmbeddingGrads, effective_rank, entk_decomposition, ft_ratio
+from tunescope.diagnostics.ntk import (
+    _SparseEmbeddingGrads,
+    effective_rank,
+    entk_decomposition,
+    ft_ratio,
+)
 from tunescope.models.tiny import tiny_classifier, tiny_tokenizer, toy_sentiment
 
 

@@ -9,7 +9,12 @@ import torch
 
 from tunescope.landscape.directions import random_direction, select_scope
 from tunescope.landscape.perturb import perturbed
-from tunescope.models.tiny import tiny_causal_lm, tiny_classifier, tiny_tokenizer, toy_sentiment
+from tunescope.models.tiny import (
+    tiny_causal_lm,
+    tiny_classifier,
+    tiny_tokenizer,
+    toy_sentiment,
+)
 
 
 def _snapshot(model):

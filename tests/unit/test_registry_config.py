@@ -9,7 +9,7 @@ import pytest
 
 from tunescope.config import build_config, coerce, field_docs, parse_overrides
 from tunescope.errors import UnknownNameError, UserError
-from tunescope.io import atomic_write_json, atomic_write_text, read_jsonl, append_jsonl
+from tunescope.io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from tunescope.registry import Registry
 
 

@@ -5,7 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from tunescope.diagnostics.selection import gradient_decay, select_inflection_layers, zscore
+from tunescope.diagnostics.selection import (
+    gradient_decay,
+    select_inflection_layers,
+    zscore,
+)
 from tunescope.errors import UserError
 
 

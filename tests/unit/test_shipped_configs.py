@@ -6,20 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from tunescope.cli.commands import config_class
 from tunescope.config import build_config, load_yaml
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
-
-
-def _config_class(command: str):
-    if command in ("run", "finetune"):
-        from tunescope.experiments.finetune import FinetuneConfig
-
-        return FinetuneConfig
-    import importlib
-
-    module = importlib.import_module(f"tunescope.cli.commands.{command}")
-    return getattr(module, "CONFIG_CLASS")
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
@@ -27,4 +17,4 @@ def test_shipped_config(path):
     first = path.read_text().splitlines()[0]
     assert first.startswith("# tunescope ") and f"--config configs/{path.name}" in first
     command = first.split()[2]
-    build_config(_config_class(command), load_yaml(path))
+    build_config(config_class(command), load_yaml(path))

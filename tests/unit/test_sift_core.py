@@ -6,8 +6,16 @@ import math
 
 import pytest
 import torch
-from tests.unit._sift_helpers import batch, dense_grads, engine, half, model, snapshot, tokenizer
 
+from tests.unit._sift_helpers import (
+    batch,
+    dense_grads,
+    engine,
+    half,
+    model,
+    snapshot,
+    tokenizer,
+)
 from tunescope.strategies.sift.config import SiftConfig, num_selected, resolve_targets
 from tunescope.strategies.sift.optimizer import SiftAdamW
 

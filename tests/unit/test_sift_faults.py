@@ -8,7 +8,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.unit._sift_helpers import batch, dense_grads, engine, model, snapshot, tokenizer
+from tests.unit._sift_helpers import (
+    batch,
+    dense_grads,
+    engine,
+    model,
+    snapshot,
+    tokenizer,
+)
 from tunescope.strategies.sift.optimizer import SiftAdamW, optimizer_state_bytes
 from tunescope.strategies.sift.state import DELTA_FILE, save_delta
 

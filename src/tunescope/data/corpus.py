@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunescope.data.named import CORPUS_READERS
-from tunescope.data.sources import pick_column, read_hub, read_local
+from tunescope.data.sources import pick_column, read_hub, read_local, refuse_non_scalar
 from tunescope.errors import UserError
 
 
@@ -43,11 +43,13 @@ def load_corpus(source: str = "news_text", *, text_column: str | None = None, se
             frames = read_hub(source, sorted(CORPUS_READERS))
             df = frames.get("train", next(iter(frames.values())))
     col = pick_column(df, text_column, ("text", "content", "document"), "text", source)
+    refuse_non_scalar(df[col], "text", col, source, "documents must be strings, one per row")
     docs = [str(t) for t in df[col].dropna().tolist() if str(t).strip()]
     random.Random(seed).shuffle(docs)
     if limit is not None:
         docs = docs[:limit]
     if len(docs) < 2:
-        raise UserError(f"corpus {source!r} has {len(docs)} non-empty documents; need at least 2")
+        raise UserError(f"corpus {source!r} has {len(docs)} non-empty documents in column {col!r}"
+                        f"{' after --limit' if limit is not None else ''}; need at least 2")
     n_held = max(1, round(heldout_fraction * len(docs)))
     return Corpus(name=source, train=docs[n_held:], heldout=docs[:n_held])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -14,6 +15,10 @@ LOCAL_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet", ".txt")
 def read_local(path: Path) -> pd.DataFrame:
     """A local table as a DataFrame; .txt files give one row per non-empty line in column `text`."""
     suffix = path.suffix.lower()
+    if suffix in LOCAL_SUFFIXES and path.stat().st_size == 0:
+        expected = ("one document per line" if suffix == ".txt" else
+                    f"a {suffix[1:]} table with a text column (and a label column for classification)")
+        raise UserError(f"data file {str(path)!r} is empty (0 bytes); expected {expected}")
     try:
         if suffix == ".csv":
             return pd.read_csv(path)
@@ -28,6 +33,9 @@ def read_local(path: Path) -> pd.DataFrame:
         if suffix == ".txt":
             lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines()]
             return pd.DataFrame({"text": [ln for ln in lines if ln]})
+    except pd.errors.EmptyDataError:  # only blank lines: pandas' own message ("No columns to parse") says less
+        raise UserError(f"data file {str(path)!r} holds no table (only blank lines); expected a header row such as "
+                        "'text,label' and one row per example") from None
     except (ValueError, pd.errors.ParserError, OSError) as e:
         raise UserError(f"could not read data file {str(path)!r}: {str(e).splitlines()[0]}") from None
     raise UserError(f"unsupported data file type {suffix!r} for {str(path)!r}; accepted: {', '.join(LOCAL_SUFFIXES)}")
@@ -62,3 +70,30 @@ def pick_column(df: pd.DataFrame, wanted: str | None, defaults: tuple[str, ...],
             return name
     raise UserError(f"no {role} column in {source} (looked for {', '.join(defaults)}); columns: "
                     f"{', '.join(columns)}; pass --{role}-column")
+
+
+def show_value(value: Any, width: int = 60) -> str:
+    """repr(value), cut to `width` characters so that an error message stays one readable line."""
+    if hasattr(value, "item") and not hasattr(value, "__len__"):  # numpy 2 would write np.float64(0.5)
+        value = value.item()
+    text = repr(value).replace("\n", " ")
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def first_non_scalar(values: pd.Series) -> tuple[int, Any] | None:
+    """(1-based row, value) of the first list / dict / array in `values`, or None when every cell is a scalar."""
+    if values.dtype != object:  # numeric and string dtypes cannot hold containers: skip the Python loop
+        return None
+    for row, value in enumerate(values.tolist(), start=1):
+        if not pd.api.types.is_scalar(value):
+            return row, value
+    return None
+
+
+def refuse_non_scalar(values: pd.Series, role: str, column: str, source: str, accepted: str) -> None:
+    """UserError when a cell of `column` holds a list / dict / array instead of one value (JSON allows both)."""
+    hit = first_non_scalar(values)
+    if hit is not None:
+        row, value = hit
+        raise UserError(f"{role} column {column!r} of {source!r} holds a {type(value).__name__} in row {row} "
+                        f"({show_value(value)}); {accepted}")

@@ -1,17 +1,23 @@
 """Temporary hooks that are always removed: a context manager over forward, pre-forward and tensor hooks.
 
 Every diagnostic that looks inside a model goes through `hooks()`, so an exception in the middle of a
-probe pass never leaves a hook behind (TransformerLens' `HookedRootModule.hooks()` pattern).
+probe pass never leaves a hook behind (TransformerLens' `HookedRootModule.hooks()` pattern). `PassContext`
+is what one instrumented pass hands to the metric recorders (diagnostics.metrics.LayerRecorder).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
+
+if TYPE_CHECKING:
+    from tunescope.models.layers import ModelLayout
 
 
 class HookSet:
@@ -49,6 +55,22 @@ def hooks() -> Iterator[HookSet]:
         yield hook_set
     finally:
         hook_set.remove()
+
+
+@dataclass
+class PassContext:
+    """One instrumented pass, as seen by the recorders attaching to it; everything they add is undone at its end."""
+
+    model: nn.Module
+    layout: ModelLayout
+    hooks: HookSet
+    """Forward, pre-forward and tensor hooks, removed when the pass ends."""
+    stack: ExitStack
+    """Context managers a recorder enters (e.g. the attention wrapper); exited when the pass ends."""
+    valid_tokens: torch.Tensor | None = None
+    """bool [B, T] real tokens of the current forward (set before each one); read by shared instruments."""
+    shared: dict[str, Any] = field(default_factory=dict)
+    """Instruments several recorders share, by name, so one wrapper serves them all (see attention.attention_tap)."""
 
 
 def block_output(output) -> torch.Tensor:

@@ -1,12 +1,13 @@
 """The per-layer diagnostics table from ONE forward + backward pass per probe batch.
 
-In a single pass, with hooks that are always removed:
-- attention entropy H_l and its normalised form (diagnostics.attention, on the model's own SDPA kernel);
-- activation gradient norm A_l = mean over valid tokens of ||dL/dh_l[t]||_2 (tensor hooks on block outputs);
-- parameter gradient norm G_l = ||dL/dtheta_l||_2 and G_l / ||theta_l||_2, with L the mean probe loss;
-- optionally the block outputs h_l at valid tokens, for Delta-CKA against another checkpoint.
-The backward uses `torch.autograd.grad`, so the model's `.grad` buffers (a running training step's) are untouched;
-frozen parameters (e.g. under LoRA) are given requires_grad only for the pass. Padding is masked everywhere.
+Which metrics exist is the registry's business (diagnostics.metrics.LAYER_METRICS): `LayerCapture` builds the
+recorder of every requested metric and lets it attach to the pass (forward / tensor hooks, the shared attention
+wrapper), and hands the parameter gradients to those that read them after the pass. Built-in metrics:
+attention entropy and sink share (diagnostics.attention), activation and parameter gradient norms
+(diagnostics.gradients), Delta-CKA against another checkpoint (here, from the block outputs h_l kept at valid
+tokens). The backward uses `torch.autograd.grad`, so the model's `.grad` buffers (a running training step's)
+are untouched; frozen parameters (e.g. under LoRA) are given requires_grad only for the pass. Padding is masked
+everywhere.
 """
 
 from __future__ import annotations
@@ -17,54 +18,81 @@ from contextlib import ExitStack, contextmanager
 import torch
 from torch import nn
 
-from tunescope.diagnostics.attention import EntropyRecorder, record_attention_entropy
-from tunescope.diagnostics.capture import HookSet, block_output, hooks, masked_token_rows
+from tunescope.diagnostics.capture import (
+    HookSet,
+    PassContext,
+    block_output,
+    hooks,
+    masked_token_rows,
+)
 from tunescope.diagnostics.cka import delta_cka
-from tunescope.diagnostics.gradients import (
-    ActivationGradRecorder,
-    block_parameters,
-    param_grad_table,
-    param_grad_table_from_model,
+from tunescope.diagnostics.gradients import block_parameters
+from tunescope.diagnostics.metrics import (
+    LAYER_METRICS,
+    LayerMetric,
+    LayerRecorder,
+    check_metrics,
+    get_layer_metric,
+    table_keys,
 )
 from tunescope.errors import UserError
 from tunescope.models.layers import ModelLayout, model_layout
 
-METRICS = ("attn_entropy", "act_grad_norm", "param_grad_norm")
-TABLE_KEYS = ("layer", "attn_entropy", "attn_entropy_norm", "act_grad_norm", "param_grad_norm", "param_grad_rel",
-              "delta_cka")
+# The inflection-layer selection reads these two columns, so `diagnose` always records them.
+SELECTION_METRICS = ("attn_entropy", "act_grad_norm")
+
+LAYER_METRICS.register("delta_cka", LayerMetric(
+    "delta_cka", label="Delta-CKA (against the other checkpoint)", bounds=(0.0, 1.0), order=90,
+    description="1 - linearCKA(X_l P, Y_l P): block outputs of two checkpoints on the same valid tokens, P the PCA "
+                "basis of X_l (99% variance, k <= 128)"))  # metadata only: needs two checkpoints (add_delta_cka)
 
 
-def check_metrics(metrics: Sequence[str] | None) -> tuple[str, ...]:
-    """Validate a metric list (None = all of METRICS)."""
-    if metrics is None:
-        return METRICS
-    bad = [m for m in metrics if m not in METRICS]
-    if bad:
-        raise UserError(f"bad value {bad[0]!r} for diagnostics metrics: expected some of {', '.join(METRICS)}")
-    return tuple(metrics)
+def __getattr__(name: str):
+    """METRICS / TABLE_KEYS, read from the registry at access time so later registrations are included."""
+    if name == "METRICS":
+        return check_metrics(None)
+    if name == "TABLE_KEYS":
+        return ("layer", *table_keys())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class LayerCapture:
     """Instruments a model for any forward/backward run inside `instrument()`; read the table afterwards.
 
-    Set `set_batch(attention_mask)` ([B, T]) before each forward so padding is masked.
+    metrics: registered metric names (None = every recorded one). Call `set_batch(attention_mask)` ([B, T])
+    before each forward so padding is masked.
     """
 
-    def __init__(self, layout: ModelLayout, metrics: Sequence[str], keep_hidden: bool = False):
+    def __init__(self, layout: ModelLayout, metrics: Sequence[str] | None = None, keep_hidden: bool = False):
         n = layout.num_layers
         self.layout = layout
-        self.metrics = tuple(metrics)
-        self.entropy = EntropyRecorder(n) if "attn_entropy" in metrics else None
-        self.act_grad = ActivationGradRecorder(n) if "act_grad_norm" in metrics else None
+        self.metrics = check_metrics(metrics)
+        self.recorders: dict[str, LayerRecorder] = {m: get_layer_metric(m).recorder(n) for m in self.metrics}
         self.hidden: list[list[torch.Tensor]] | None = [[] for _ in range(n)] if keep_hidden else None
         self._valid: torch.Tensor | None = None
+        self._ctx: PassContext | None = None
+
+    @property
+    def needs_backward(self) -> bool:
+        return any(get_layer_metric(m).needs_backward for m in self.metrics)
+
+    @property
+    def reads_param_grads(self) -> bool:
+        return any(r.reads_param_grads for r in self.recorders.values())
 
     def set_batch(self, attention_mask: torch.Tensor | None) -> None:
         self._valid = None if attention_mask is None else attention_mask.to(torch.bool)
-        if self.entropy is not None:
-            self.entropy.valid_tokens = self._valid
-        if self.act_grad is not None:
-            self.act_grad.valid_tokens = self._valid
+        if self._ctx is not None:
+            self._ctx.valid_tokens = self._valid
+        for recorder in self.recorders.values():
+            recorder.set_batch(self._valid)
+
+    def add_param_grads(self, params: Sequence[nn.Parameter], grads: Sequence[torch.Tensor | None],
+                        groups: Sequence[int]) -> None:
+        """After the pass: the block parameters' gradients (summed over batches) for the metrics that read them."""
+        for recorder in self.recorders.values():
+            if recorder.reads_param_grads:
+                recorder.add_param_grads(params, grads, groups)
 
     def _attach_hidden(self, hook_set: HookSet) -> None:
         def keep(layer: int):
@@ -81,28 +109,26 @@ class LayerCapture:
     def instrument(self, model: nn.Module) -> Iterator[LayerCapture]:
         with ExitStack() as stack:
             hook_set = stack.enter_context(hooks())
-            if self.act_grad is not None:
-                self.act_grad.attach(hook_set, self.layout.blocks)
-            if self.hidden is not None:
-                self._attach_hidden(hook_set)
-            if self.entropy is not None:
-                stack.enter_context(record_attention_entropy(model, self.layout.attentions, self.entropy))
-            yield self
+            self._ctx = PassContext(model, self.layout, hook_set, stack, valid_tokens=self._valid)
+            try:
+                for recorder in self.recorders.values():
+                    recorder.attach(self._ctx)
+                if self.hidden is not None:
+                    self._attach_hidden(hook_set)
+                yield self
+            finally:
+                self._ctx = None
 
     def hidden_states(self) -> list[torch.Tensor]:
         """Per layer: [n_valid_tokens_total, d] block outputs collected so far."""
         return [torch.cat(h) if h else torch.empty(0) for h in (self.hidden or [])]
 
     def table(self, param_rows: list[dict[str, float]] | None = None) -> list[dict]:
-        """Rows {"layer", metric keys...}; `param_rows` from param_grad_table(...) when measured."""
-        n = self.layout.num_layers
-        rows = [{"layer": i} for i in range(n)]
-        if self.entropy is not None:
-            for row, e in zip(rows, self.entropy.table()):
-                row.update(e)
-        if self.act_grad is not None:
-            for row, a in zip(rows, self.act_grad.table()):
-                row["act_grad_norm"] = a
+        """Rows {"layer", the keys of every metric...} in registry order; `param_rows` are merged in if given."""
+        rows = [{"layer": i} for i in range(self.layout.num_layers)]
+        for recorder in self.recorders.values():
+            for row, values in zip(rows, recorder.table()):
+                row.update(values)
         if param_rows is not None:
             for row, p in zip(rows, param_rows):
                 row.update(p)
@@ -131,19 +157,19 @@ def _diagnostic_mode(model: nn.Module, params: Sequence[nn.Parameter]):
 
 def layer_diagnostics(model: nn.Module, probe_batches: Sequence[dict], *, metrics: Sequence[str] | None = None,
                       keep_hidden: bool = False) -> tuple[list[dict], LayerCapture]:
-    """One forward + backward per probe batch; returns (per-layer rows, the capture holding hidden states).
+    """One forward (+ one backward if a metric needs it) per probe batch; returns (per-layer rows, the capture).
 
     probe_batches: dicts with input_ids [B, T], attention_mask [B, T], labels [B] (or [B, T] for LMs).
-    The loss L is the model's own loss averaged over the probe batches; G_l is the norm of dL/dtheta_l.
+    metrics: registered names (None = all recorded ones). The loss L is the model's own loss averaged over the
+    probe batches; the recorders that read parameter gradients get dL/dtheta of the block parameters.
     """
-    metrics = check_metrics(metrics)
     if not probe_batches:
         raise UserError("bad value 0 for the number of probe batches: expected at least 1")
     layout = model_layout(model)
     capture = LayerCapture(layout, metrics, keep_hidden=keep_hidden)
     params, groups = block_parameters(model, layout.block_prefixes)
-    want_params = "param_grad_norm" in metrics
-    need_backward = want_params or "act_grad_norm" in metrics
+    want_params = capture.reads_param_grads
+    need_backward = capture.needs_backward
     device = next(model.parameters()).device
     sums: list[torch.Tensor | None] = [None] * len(params)
     with _diagnostic_mode(model, params), capture.instrument(model):
@@ -163,8 +189,9 @@ def layer_diagnostics(model: nn.Module, probe_batches: Sequence[dict], *, metric
                     if g is not None:
                         sums[i] = g.detach() if sums[i] is None else sums[i] + g.detach()
             del out, grads
-    param_rows = param_grad_table(params, sums, groups, layout.num_layers) if want_params else None
-    return capture.table(param_rows), capture
+    if want_params:
+        capture.add_param_grads(params, sums, groups)
+    return capture.table(), capture
 
 
 def collect_hidden_states(model: nn.Module, probe_batches: Sequence[dict]) -> list[torch.Tensor]:
@@ -202,23 +229,26 @@ def add_delta_cka(rows: list[dict], reference: Sequence[torch.Tensor], other: Se
 
 
 def training_step_table(model: nn.Module, capture: LayerCapture) -> list[dict]:
-    """The table after an ordinary instrumented `loss.backward()` (parameter norms read from `.grad`)."""
-    rows = None
-    if "param_grad_norm" in capture.metrics:
-        rows = param_grad_table_from_model(model, capture.layout.block_prefixes)
-    return capture.table(rows)
+    """The table after an ordinary instrumented `loss.backward()` (parameter gradients read from `.grad`)."""
+    if capture.reads_param_grads:
+        params, groups = block_parameters(model, capture.layout.block_prefixes)
+        capture.add_param_grads(params, [p.grad for p in params], groups)
+    return capture.table()
 
 
 def diagnose(model: nn.Module, probe_batches: Sequence[dict], *, width: int | None = None,
-             keep_hidden: bool = False) -> tuple[dict, LayerCapture]:
+             keep_hidden: bool = False, metrics: Sequence[str] | None = None) -> tuple[dict, LayerCapture]:
     """Per-layer table + inflection-layer selection, as plain data for results.json `diagnostics`.
 
     Returns ({"layers": rows, "inflection_layers": [...], "reason": str, "scores": [...], "decay": [...],
-    "probe_tokens": n}, capture). Selection: METHODS.md section 1 (diagnostics.selection).
+    "probe_tokens": n}, capture). metrics: as in layer_diagnostics (None = all); SELECTION_METRICS are always
+    added. Selection: METHODS.md section 1 (diagnostics.selection).
     """
     from tunescope.diagnostics.selection import select_inflection_layers
 
-    rows, capture = layer_diagnostics(model, probe_batches, keep_hidden=keep_hidden)
+    if metrics is not None:
+        metrics = (*check_metrics(metrics), *SELECTION_METRICS)
+    rows, capture = layer_diagnostics(model, probe_batches, keep_hidden=keep_hidden, metrics=metrics)
     sel = select_inflection_layers([r["attn_entropy"] for r in rows], [r["act_grad_norm"] for r in rows], width)
     tokens = sum(int(b["attention_mask"].sum()) for b in probe_batches if "attention_mask" in b)
     return {"layers": rows, "inflection_layers": sel.layers, "reason": sel.reason, "scores": sel.scores,

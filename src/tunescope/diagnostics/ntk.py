@@ -30,7 +30,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from tunescope.diagnostics.features import capture_features, head_linear, iter_batches, model_inputs
+from tunescope.diagnostics.features import (
+    capture_features,
+    head_linear,
+    iter_batches,
+    model_inputs,
+)
 
 DEFAULT_SKETCH_DIM = 65536
 DEFAULT_EXACT_BUDGET = 256 * 2**20  # bytes of stored float64 per-sample gradients before switching to the sketch

@@ -1,4 +1,4 @@
-"""Fine-tuning hooks for LP-FT analyses on every classification run (Tomihari & Sato 2024).
+"""Training add-ons for the LP-FT analyses on every classification run (Tomihari & Sato 2024).
 
 before_train: the eNTK split P + F and the FT ratio at the start of fine-tuning (when `ntk_samples > 0`).
 after_train:  calibration of the test predictions (ECE, MCE, NLL, Brier; temperature scaling fitted on the
@@ -13,7 +13,7 @@ import logging
 from tunescope.config import check
 from tunescope.diagnostics.calibration import calibration_report
 from tunescope.diagnostics.features import extract_features, feature_change, head_norm
-from tunescope.experiments.hooks import RunState, register_hook
+from tunescope.training.addons import TRAINING_ADDONS, AddonBase, RunState
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,36 @@ def head_and_features_after_train(run: RunState) -> None:
     run.results["feature_change"] = feature_change(before, after)
 
 
-register_hook("before_train", ntk_before_train)
-register_hook("after_train", calibration_after_train)
-register_hook("after_train", head_and_features_after_train)
+class NTKAtStart(AddonBase):
+    """eNTK FT ratio at the start of fine-tuning (FinetuneConfig.ntk_samples > 0)."""
+
+    name = "ntk"
+
+    def enabled(self, config) -> bool:
+        return int(getattr(config, "ntk_samples", 0) or 0) > 0
+
+    def before_train(self, run: RunState) -> None:
+        ntk_before_train(run)
+
+
+class Calibration(AddonBase):
+    """ECE / MCE / Brier and temperature scaling of the test predictions (every classification run)."""
+
+    name = "calibration"
+
+    def after_train(self, run: RunState) -> None:
+        calibration_after_train(run)
+
+
+class HeadAndFeatures(AddonBase):
+    """Head norm (init / after LP / after FT) and feature change (every classification run)."""
+
+    name = "head-and-features"
+
+    def after_train(self, run: RunState) -> None:
+        head_and_features_after_train(run)
+
+
+TRAINING_ADDONS.register("ntk", NTKAtStart())
+TRAINING_ADDONS.register("calibration", Calibration())
+TRAINING_ADDONS.register("head-and-features", HeadAndFeatures())

@@ -10,7 +10,8 @@ For each strategy (full, lora, sift if registered) and GO noise sigma (0 = plain
    (`probe_data`) fitted on frozen mean-pooled final-layer features, for the pre-trained model and for
    every fine-tuned one (same probe examples). Retention = probe accuracy of the fine-tuned encoder /
    that of the pre-trained encoder.
-Writes OUT/basins.json (one row per run + the pre-trained probe) and OUT/basins_*.png.
+Writes OUT/basins.json (one row per run + the pre-trained probe) and OUT/basins_*.png
+(report/basins_figures.py).
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ def run_basins(config: BasinsConfig) -> dict:
     """Fine-tune, measure basins and probe capability for every (strategy, sigma); returns basins.json."""
     from tunescope.experiments.diagnose import resolve_checkpoint
     from tunescope.models.load import load_classifier
+    from tunescope.report.basins_figures import plot_basins
     from tunescope.strategies import STRATEGIES
 
     torch.set_num_threads(1)  # the shared CPU: one thread per process is the fastest per-core choice here
@@ -200,43 +202,6 @@ def run_basins(config: BasinsConfig) -> dict:
     atomic_write_json(out / "basins.json", result)
     plot_basins(result, out)
     return result
-
-
-def plot_basins(result: dict, folder: Path) -> None:
-    """basins_radii.png (radii per run and direction type) and basins_curves.png (random + sft curves)."""
-    import json
-
-    from tunescope.report.plots import new_figure, save_figure
-
-    rows = result["rows"]
-    fig, ax = new_figure(7.0, 3.4)
-    for i, r in enumerate(rows):
-        ax.scatter(r["random_radii"], [i] * len(r["random_radii"]), color="tab:blue", s=16, alpha=0.7,
-                   label="random" if i == 0 else None)
-        ax.scatter([r["worst_radius"]], [i], color="tab:red", marker="x", s=40, label="worst" if i == 0 else None)
-        ax.scatter([r["sft_radius"]], [i], color="tab:green", marker="^", s=30, label="sft" if i == 0 else None)
-    ax.set_yticks(range(len(rows)), [r["run"] for r in rows])
-    ax.set_xscale("log")
-    ax.set_xlabel("basin radius a (accuracy drop <= 0.05; ||a delta|| = a sqrt(d))")
-    ax.legend(fontsize=8)
-    save_figure(fig, Path(folder) / "basins_radii.png")
-
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.2), dpi=110)
-    for r in rows:
-        ls = json.loads((Path(folder) / r["run"] / "landscape" / "results.json").read_text())["basin"]
-        for ax, kind in zip(axes, ("random", "sft"), strict=True):
-            c = ls.get("curves", {}).get(kind)
-            if c:
-                ax.plot(c["grid"], c["scores"][0], marker=".", label=r["run"])
-    for ax, kind in zip(axes, ("random", "sft"), strict=True):
-        ax.set_title(f"{kind} direction", fontsize=9)
-        ax.set_xlabel("a")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("test accuracy (rotten_tomatoes)")
-    axes[1].legend(fontsize=7)
-    save_figure(fig, Path(folder) / "basins_curves.png")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,7 @@ def _rerun_logits(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     data = load_classification(config.data, text_column=config.text_column, label_column=config.label_column,
                                seed=config.seed, limit=config.limit)
     strategy = STRATEGIES.get(config.strategy)
-    if hasattr(strategy, "load"):  # strategies with their own checkpoint format (e.g. a sparse delta)
+    if strategy.saves_own_checkpoints:  # e.g. SIFT's sparse delta
         model, tokenizer = load_classifier(config.model, data.num_labels, label_names=data.label_names)
         ctx = StrategyContext(config=config, tokenizer=tokenizer, data=data, out_dir=run_dir)
         model = strategy.prepare(model, ctx)

@@ -9,15 +9,12 @@ standard deviation per strategy (`comparison.summary`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
 
 from tunescope.errors import UserError
-from tunescope.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +70,8 @@ def run_compare(base, strategies: list[str], seeds: list[int], out_dir: str | Pa
                 write_report: bool = True) -> dict:
     """Fine-tune `base` (a FinetuneConfig) once per (strategy, seed); returns the comparison results dict."""
     from tunescope.experiments.finetune import finetune
+    from tunescope.experiments.recipe import reusable_results, run_recipe
+    from tunescope.experiments.rundir import RunDir
     from tunescope.strategies import STRATEGIES
 
     if not strategies:
@@ -83,35 +82,27 @@ def run_compare(base, strategies: list[str], seeds: list[int], out_dir: str | Pa
         raise UserError(f"bad value {','.join(strategies)!r} for --strategies: a strategy is listed twice")
     if not seeds:
         raise UserError("bad value '' for --seeds: expected a comma-separated list of integers")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    rows = []
-    for seed in seeds:
-        for strategy in strategies:
-            run_dir = out_dir / f"{strategy}-seed{seed}"
-            done = run_dir / "results.json"
-            if done.is_file():
-                log.info("reusing %s", run_dir)
-                results = json.loads(done.read_text())
-            else:
-                log.info("compare: %s, seed %d", strategy, seed)
+    def body(rd: RunDir) -> dict:
+        rows = []
+        for seed in seeds:
+            for strategy in strategies:
+                sub = rd.sub(f"{strategy}-seed{seed}")
                 config = dataclasses.replace(base, strategy=strategy, seed=seed)
-                results = finetune(config, run_dir, write_report=write_report)
-            row = run_row(results)
-            row["run_dir"] = run_dir.name
-            rows.append(row)
-    comparison = {"command": "compare", "title": f"tunescope: compare {', '.join(strategies)} on {base.model}",
-                  "model": base.model, "data": base.data, "strategies": strategies, "seeds": seeds,
-                  "settings": {k: v for k, v in dataclasses.asdict(base).items() if k != "strategy"},
-                  "comparison": {"runs": rows, "summary": summarise(rows, strategies)},
-                  "wall_seconds": round(time.perf_counter() - start, 2)}
-    atomic_write_json(out_dir / "results.json", comparison)
-    if write_report:
-        from tunescope.report.html import build_report
+                # A finished sub-run is reused only when it was made with this very config.
+                results = reusable_results(sub, config)
+                if results is None:
+                    log.info("compare: %s, seed %d", strategy, seed)
+                    results = finetune(config, sub.path, write_report=write_report)
+                row = run_row(results)
+                row["run_dir"] = sub.path.name
+                rows.append(row)
+        return {"title": f"tunescope: compare {', '.join(strategies)} on {base.model}",
+                "model": base.model, "data": base.data, "strategies": strategies, "seeds": seeds,
+                "settings": {k: v for k, v in dataclasses.asdict(base).items() if k != "strategy"},
+                "comparison": {"runs": rows, "summary": summarise(rows, strategies)}}
 
-        build_report(out_dir)
-    return comparison
+    saved = {**dataclasses.asdict(base), "strategies": list(strategies), "seeds": list(seeds)}
+    return run_recipe("compare", saved, out_dir, body, write_report=write_report)
 
 
 def format_table(summary: list[dict]) -> str:

@@ -17,17 +17,21 @@ from pathlib import Path
 
 import torch
 
-from tunescope.config import check, save_config
+from tunescope.config import Options, check
 from tunescope.data.corpus import load_corpus
 from tunescope.diagnostics.jump import jump_profile
-from tunescope.io import atomic_write_json
+from tunescope.experiments.recipe import run_recipe
+from tunescope.experiments.rundir import RunDir
+from tunescope.io import is_main_process
 from tunescope.models.layers import model_layout
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class JumpConfig:
+class JumpConfig(Options):
+    """What `tunescope jump` measures: the displacement profile of each model on held-out documents of a corpus."""
+
     models: list[str] = field(default_factory=lambda: ["minilm-l6"])
     """models to compare: named assets, folders, hub ids, or pretrain run directories (all checkpoints)"""
     data: str = "news_text"
@@ -43,7 +47,7 @@ class JumpConfig:
     seed: int = 0
     """seed of the corpus's held-out split"""
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         check(len(self.models) >= 1, "models", self.models, "at least one --model")
         check(self.limit >= 1, "limit", self.limit, "a positive integer")
         check(self.max_length >= 2, "max_length", self.max_length, "at least 2")
@@ -99,22 +103,16 @@ def run_jump(config: JumpConfig, out_dir: str | Path) -> dict:
     from tunescope.report.plots import save_figure
     from tunescope.report.sections.jump import profile_figure
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, out_dir / "config.yaml")
-    start = time.time()
-    corpus = load_corpus(config.data, text_column=config.text_column, seed=config.seed)
-    texts = corpus.heldout[: config.limit]
-    entries = [measure(label, source, texts, config) for label, source in expand_models(config.models)]
-    first = entries[0]
-    results = {"command": "jump", "title": "tunescope: jump profile", "model": ", ".join(config.models),
-               "data": config.data, "seed": config.seed, "documents": len(texts),
-               "jump": {"psi": first["psi"], "zeta": first["zeta"], "J": first["J"], "zeta_L": first["zeta_L"],
-                        "tokens": first["tokens"], "model": first["model"], "models": entries},
-               "wall_seconds": time.time() - start}
-    save_figure(profile_figure(entries), out_dir / "jump_profile.png")
-    atomic_write_json(out_dir / "results.json", results)
-    from tunescope.report.html import build_report
+    def body(rd: RunDir) -> dict:
+        corpus = load_corpus(config.data, text_column=config.text_column, seed=config.seed)
+        texts = corpus.heldout[: config.limit]
+        entries = [measure(label, source, texts, config) for label, source in expand_models(config.models)]
+        first = entries[0]
+        if is_main_process():
+            save_figure(profile_figure(entries), rd.path / "jump_profile.png")
+        return {"title": "tunescope: jump profile", "model": ", ".join(config.models),
+                "data": config.data, "seed": config.seed, "documents": len(texts),
+                "jump": {"psi": first["psi"], "zeta": first["zeta"], "J": first["J"], "zeta_L": first["zeta_L"],
+                         "tokens": first["tokens"], "model": first["model"], "models": entries}}
 
-    build_report(out_dir)
-    return results
+    return run_recipe("jump", config, out_dir, body)

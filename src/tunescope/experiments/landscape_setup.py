@@ -1,5 +1,7 @@
 """Everything `tunescope landscape` needs before measuring: model, fixed evaluation batches, scope, base weights.
 
+`SubjectOptions` declares which model and evaluation set; `load_subject` turns them into a `Subject`.
+
 A tunescope run directory stands for its final checkpoint, and lends its data, seed (so the evaluation
 split is the run's own test split) and pre-trained model (the default `--base` of the sft direction).
 A LoRA checkpoint is merged into its base for every scope except `adapters`, so "all" means the
@@ -12,13 +14,49 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
-
+from tunescope.config import Options, check
 from tunescope.errors import UserError
+from tunescope.experiments.rundir import RunDir
+
+if TYPE_CHECKING:  # annotations only: importing this module (via LandscapeConfig) must not load torch
+    import torch
+    from torch import nn
+
+    from tunescope.landscape.directions import Scope
+    from tunescope.landscape.scores import Scorer
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class SubjectOptions(Options):
+    """The model whose basin is measured, and its fixed evaluation set."""
+
+    model: str = "minilm-l6"
+    """Model: a named asset, a local folder, a tunescope run directory (its checkpoints/final), or a hub id."""
+    base: str | None = None
+    """Base checkpoint theta_0 of the `sft` direction (default for a run directory: the model it started from)."""
+    data: str | None = None
+    """Evaluation data (default: the run's data, rotten_tomatoes for classifiers, news_text for language models)."""
+    text_column: str | None = None
+    """Text column of a local or hub data set."""
+    label_column: str | None = None
+    """Label column of a local or hub data set."""
+    eval_examples: int = 256
+    """Examples (classification) or held-out blocks (language model) in the evaluation set."""
+    eval_batch_size: int = 64
+    """Batch size of the score evaluations."""
+    max_length: int = 64
+    """Maximum tokens per example (block length for language models)."""
+    limit: int | None = None
+    """Cap on examples per split when loading the data."""
+
+    def validate(self) -> None:
+        check(self.eval_examples >= 1, "eval_examples", self.eval_examples, "a positive integer")
+        check(self.eval_batch_size >= 1, "eval_batch_size", self.eval_batch_size, "a positive integer")
+        check(self.max_length >= 2, "max_length", self.max_length, "an integer >= 2")
 
 
 @dataclass
@@ -26,12 +64,25 @@ class Subject:
     """The model under study and what its basin is measured with."""
 
     model: nn.Module
-    scorer: object  # landscape.scores.Scorer
-    scope: object  # landscape.directions.Scope
+    scorer: Scorer
+    scope: Scope
     base_params: dict[str, torch.Tensor] | None
     chance: float | None
     data_name: str
     run: dict
+
+
+def is_run_dir(path: str) -> bool:
+    """True for a finished tunescope run directory (config.yaml and checkpoints/final)."""
+    run = RunDir(Path(path))
+    return run.config_file.is_file() and run.final.is_dir()
+
+
+def run_info(path: str) -> dict:
+    """The run directory's config.yaml (data, model, seed, strategy ...) or {} for anything else."""
+    if not is_run_dir(path):
+        return {}
+    return RunDir(Path(path)).saved_config() or {}
 
 
 def is_causal_lm(source: str) -> bool:
@@ -40,11 +91,13 @@ def is_causal_lm(source: str) -> bool:
     adapter = folder / "adapter_config.json"
     if adapter.is_file():
         return json.loads(adapter.read_text()).get("task_type") == "CAUSAL_LM"
-    sift = folder / "sift_config.json"  # a SIFT delta: ask its base model
-    if sift.is_file() and not (folder / "config.json").is_file():
+    from tunescope.models.sparse_delta import CONFIG_FILE as DELTA_CONFIG_FILE
+    from tunescope.models.sparse_delta import base_model_of
+
+    if (folder / DELTA_CONFIG_FILE).is_file() and not (folder / "config.json").is_file():
         from tunescope.models.load import resolve_model_source
 
-        return is_causal_lm(resolve_model_source(json.loads(sift.read_text())["base_model_name_or_path"]))
+        return is_causal_lm(resolve_model_source(base_model_of(folder)))  # a sparse delta: ask its base model
     from transformers import AutoConfig
 
     try:
@@ -117,26 +170,18 @@ def sparse_masks(run_dir: str) -> dict[str, torch.Tensor]:
 
     Only the sparse targets: the densely trained head is not part of the `sparse` scope.
     """
-    from tunescope.strategies.sift.state import is_sift_folder, load_delta
+    from tunescope.models.sparse_delta import is_delta_folder, load_delta
 
-    folder = Path(run_dir) / "checkpoints" / "final"
-    if not is_sift_folder(folder):
+    folder = RunDir(Path(run_dir)).final
+    if not is_delta_folder(folder):
         raise UserError(f"bad value 'sparse' for --scope: {str(run_dir)!r} is not a SIFT run "
                         "(no sift_delta.safetensors in checkpoints/final); use all, body, layers:A-B or adapters")
-    delta = load_delta(folder)
-    masks = {}
-    for name, (indices, _) in delta.sparse.items():
-        shape = delta.config["targets"][name]["shape"]
-        mask = torch.zeros(int(torch.tensor(shape).prod()), dtype=torch.bool)
-        mask[indices] = True
-        masks[name] = mask.view(shape)
-    return masks
+    return load_delta(folder).masks()
 
 
 def load_subject(config) -> Subject:
     """Model, scorer (fixed evaluation batches), scope and base weights for `config` (a LandscapeConfig)."""
     from tunescope.experiments.diagnose import resolve_checkpoint
-    from tunescope.experiments.landscape import run_info
     from tunescope.landscape.directions import select_scope
     from tunescope.models.load import resolve_model_source
 

@@ -21,15 +21,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import LlamaForCausalLM, PreTrainedTokenizerFast, get_cosine_schedule_with_warmup
+from transformers import (
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+    get_cosine_schedule_with_warmup,
+)
 
-from tunescope.config import check, save_config
+from tunescope.config import Options, check
 from tunescope.data.corpus import load_corpus
 from tunescope.data.lm import block_batches, load_or_train_tokenizer, pack_blocks
 from tunescope.diagnostics.jump import DisplacementCapture, JumpProfile
 from tunescope.errors import UserError
+from tunescope.experiments.recipe import run_recipe
 from tunescope.io import append_jsonl, atomic_write_json
-from tunescope.models.presets import PRESETS, build_llama, count_parameters, llama_config
+from tunescope.models.presets import (
+    PRESETS,
+    build_llama,
+    count_parameters,
+    llama_config,
+)
 from tunescope.training.noise import GaussianWeightNoise
 from tunescope.training.regularizers import JREG_FORMS, JumpRegularizer
 
@@ -37,7 +47,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(Options):
+    """A small Llama-style pre-training run (optionally with JREG or GO noise)."""
+
     preset: str = "tiny"
     """model size: micro (~0.4M), tiny (~1M), mini (~3M), small (~10M), base (~30M parameters)"""
     data: str = "news_text"
@@ -83,7 +95,7 @@ class PretrainConfig:
     log_every: int = 10
     """log the training loss every N steps"""
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         check(self.preset in PRESETS, "preset", self.preset, "one of " + ", ".join(PRESETS))
         check(self.steps >= 1, "steps", self.steps, "a positive integer")
         check(self.batch_size >= 1, "batch_size", self.batch_size, "a positive integer")
@@ -197,10 +209,12 @@ def train_step(model, batch: dict, regularizer: JumpRegularizer) -> tuple[torch.
 
 def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = False) -> dict:
     """Run the pre-training recipe into `out_dir`; returns the results dict (also written to results.json)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    return run_recipe("pretrain", config, out_dir, lambda rd: _pretrain(config, rd.path, resume))
+
+
+def _pretrain(config: PretrainConfig, out_dir: Path, resume: bool) -> dict:
+    """The body of the recipe: tokenizer, packed blocks, the training loop with JREG / GO, checkpoints, probe."""
     start_time = time.time()
-    save_config(config, out_dir / "config.yaml")
     corpus = load_corpus(config.data, text_column=config.text_column, seed=config.seed,
                          heldout_fraction=config.heldout_fraction, limit=config.limit)
     tok_dir = out_dir / "tokenizer"
@@ -304,9 +318,4 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = Fals
     if config.probe:
         results["probe"] = linear_probe(model, tokenizer, config.probe, limit=config.probe_limit,
                                         max_length=config.max_length, seed=config.seed)
-    results["wall_seconds"] = time.time() - start_time + results.pop("wall_seconds_before_resume", 0.0)
-    atomic_write_json(out_dir / "results.json", results)
-    from tunescope.report.html import build_report
-
-    build_report(out_dir)
     return results

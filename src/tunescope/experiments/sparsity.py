@@ -8,28 +8,24 @@ for all 2-D block weights and for SIFT's default targets (attention q, k, v, o) 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunescope.config import check, save_config
-from tunescope.diagnostics.sparsity import (DEFAULT_FRACTIONS, accumulate_gradients, block_weight_names,
-                                            sparsity_from_grads)
-from tunescope.io import atomic_write_json
+from tunescope.config import check
+from tunescope.diagnostics.sparsity import (
+    DEFAULT_FRACTIONS,
+    accumulate_gradients,
+    block_weight_names,
+    sparsity_from_grads,
+)
+from tunescope.experiments.recipe import run_recipe
+from tunescope.tasks.options import TaskOptions
 
 
 @dataclass
-class SparsityConfig:
+class SparsityConfig(TaskOptions):
     """What `tunescope sparsity` measures."""
 
-    model: str = "minilm-l6"
-    """Model: a named asset, a local folder or a hub id."""
-    data: str = "rotten_tomatoes"
-    """Classification data: a named asset, a local file or a hub id."""
-    text_column: str | None = None
-    """Text column of a local or hub data set."""
-    label_column: str | None = None
-    """Label column of a local or hub data set."""
     batches: int = 1
     """Batches whose summed gradient is measured (SIFT selects its mask from 1)."""
     batch_size: int = 32
@@ -38,48 +34,33 @@ class SparsityConfig:
     """Top fractions p of entries whose share of the squared gradient norm is reported."""
     targets: list[str] | None = None
     """Module-name patterns to measure (default: every 2-D weight of the transformer blocks)."""
-    max_length: int = 64
-    """Maximum tokens per example."""
-    limit: int | None = None
-    """Cap on examples per split when loading the data."""
-    seed: int = 0
-    """Seed for the data split, the head initialisation and the batch choice."""
 
-    def __post_init__(self):
+    def validate(self) -> None:
         check(self.batches >= 1, "batches", self.batches, "a positive integer")
         check(self.batch_size >= 1, "batch_size", self.batch_size, "a positive integer")
         check(bool(self.fractions) and all(0 < p <= 1 for p in self.fractions), "fractions", self.fractions,
               "numbers in (0, 1]")
-        check(self.max_length >= 2, "max_length", self.max_length, "an integer >= 2")
-        check(self.limit is None or self.limit >= 1, "limit", self.limit, "a positive integer")
 
 
 def run_sparsity(config: SparsityConfig, run_dir: str | Path) -> dict:
     """Measure, write results.json (key `sparsity`) and report.html; returns the results dict."""
     from tunescope.data.tokenize import probe_batches
-    from tunescope.experiments.task import load_task
     from tunescope.strategies.sift.config import resolve_targets
+    from tunescope.tasks import load_task
 
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.yaml")
-    start = time.perf_counter()
-    task = load_task(config)
-    model, tokenizer, tokenized = task.model, task.tokenizer, task.tokenized
-    batches = probe_batches(tokenized["train"], tokenizer, batch_size=config.batch_size,
-                            num_batches=config.batches, seed=config.seed)
-    names = list(resolve_targets(model, config.targets)) if config.targets else block_weight_names(model)
-    attention = list(resolve_targets(model, None))  # SIFT's default targets
-    grads = accumulate_gradients(model, batches, sorted(set(names) | set(attention)))
-    measured = sparsity_from_grads({n: grads[n] for n in names if n in grads}, config.fractions, len(batches))
-    attn = sparsity_from_grads({n: grads[n] for n in attention if n in grads}, config.fractions, len(batches))
-    result = measured.to_dict()
-    result["attention_qkvo"] = {k: v for k, v in attn.to_dict().items() if k != "per_tensor"}
-    result["examples"] = sum(len(b["labels"]) for b in batches)
-    results = {"command": "sparsity", "model": config.model, "data": config.data, "seed": config.seed,
-               "sparsity": result, "wall_seconds": round(time.perf_counter() - start, 2)}
-    atomic_write_json(run_dir / "results.json", results)
-    from tunescope.report.html import build_report
+    def body(_rd) -> dict:
+        task = load_task(config)
+        model, tokenizer, tokenized = task.model, task.tokenizer, task.tokenized
+        batches = probe_batches(tokenized["train"], tokenizer, batch_size=config.batch_size,
+                                num_batches=config.batches, seed=config.seed)
+        names = list(resolve_targets(model, config.targets)) if config.targets else block_weight_names(model)
+        attention = list(resolve_targets(model, None))  # SIFT's default targets
+        grads = accumulate_gradients(model, batches, sorted(set(names) | set(attention)))
+        measured = sparsity_from_grads({n: grads[n] for n in names if n in grads}, config.fractions, len(batches))
+        attn = sparsity_from_grads({n: grads[n] for n in attention if n in grads}, config.fractions, len(batches))
+        result = measured.to_dict()
+        result["attention_qkvo"] = {k: v for k, v in attn.to_dict().items() if k != "per_tensor"}
+        result["examples"] = sum(len(b["labels"]) for b in batches)
+        return {"model": config.model, "data": config.data, "seed": config.seed, "sparsity": result}
 
-    build_report(run_dir)
-    return results
+    return run_recipe("sparsity", config, run_dir, body)

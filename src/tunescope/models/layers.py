@@ -1,10 +1,11 @@
-"""Where things are inside a supported transformer: blocks, attention modules, embeddings, head.
+"""Where things are inside a transformer: blocks, attention modules, embeddings, head.
 
 Every instrument in tunescope (diagnostics, jump, SIFT targets, LoRA layer selection) needs the
 same map of the model, so it lives here, once. `model_layout(model)` works on a plain HF model and
-on a peft-wrapped one.
-
-Supported model types (config.model_type): bert, roberta, distilbert, gpt2, llama, qwen2, mistral.
+on a peft-wrapped one. Nothing is listed per architecture: the map is discovered from the model itself
+(models/discovery.py says what and how), so any transformers model type whose attention goes through
+transformers' attention interface works; any other is refused with a UserError naming the reason.
+The default LoRA / SIFT targets are derived from the discovered attention modules.
 """
 
 from __future__ import annotations
@@ -14,31 +15,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from tunescope.errors import UserError
-
-
-@dataclass(frozen=True)
-class _Paths:
-    """Dotted attribute paths, relative to the *base* transformer (model.base_model)."""
-
-    blocks: str
-    attention: str  # relative to one block
-    embeddings: str
-    final_norm: str | None
-    # Relative to the task model (the one with the head); tried in order.
-    heads: tuple[str, ...]
-    family: str  # "encoder" or "decoder"
-
-
-ARCHITECTURES: dict[str, _Paths] = {
-    "bert": _Paths("encoder.layer", "attention.self", "embeddings", None, ("classifier", "cls"), "encoder"),
-    "roberta": _Paths("encoder.layer", "attention.self", "embeddings", None, ("classifier", "lm_head"), "encoder"),
-    "distilbert": _Paths("transformer.layer", "attention", "embeddings", None,
-                         ("classifier", "vocab_projector"), "encoder"),
-    "gpt2": _Paths("h", "attn", "wte", "ln_f", ("score", "lm_head"), "decoder"),
-    "llama": _Paths("layers", "self_attn", "embed_tokens", "norm", ("score", "lm_head"), "decoder"),
-    "qwen2": _Paths("layers", "self_attn", "embed_tokens", "norm", ("score", "lm_head"), "decoder"),
-    "mistral": _Paths("layers", "self_attn", "embed_tokens", "norm", ("score", "lm_head"), "decoder"),
-}
+from tunescope.models import discovery
 
 
 @dataclass
@@ -70,14 +47,6 @@ class ModelLayout:
         return len(self.blocks)
 
 
-def _get(obj: nn.Module, path: str) -> nn.Module | None:
-    for part in path.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-    return obj
-
-
 def unwrap(model: nn.Module) -> nn.Module:
     """The HF task model inside peft wrappers (PeftModel -> LoraModel -> task model)."""
     try:
@@ -90,35 +59,38 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def supported_model_types() -> list[str]:
-    return sorted(ARCHITECTURES)
+def _unsupported(model_type: str | None, reason: str) -> UserError:
+    return UserError(f"unsupported architecture {model_type!r}: {reason}")
 
 
 def model_layout(model: nn.Module) -> ModelLayout:
-    """Find blocks, attention modules, embeddings, final norm and head of `model`.
+    """Find blocks, attention modules, embeddings, final norm and head of `model` (by discovery).
 
-    Raises UserError naming the supported architectures when the model type is unknown.
+    Raises UserError naming the model type and the reason when the model cannot be measured: its class
+    does not support transformers' attention interface, no block list is found, or a block has no
+    attention module calling that interface.
     """
     task = unwrap(model)
-    config = getattr(task, "config", None)
-    model_type = getattr(config, "model_type", None)
-    if model_type not in ARCHITECTURES:
-        raise UserError(
-            f"unsupported architecture {model_type!r}; supported model types: {', '.join(supported_model_types())}"
-        )
-    paths = ARCHITECTURES[model_type]
+    model_type = getattr(getattr(task, "config", None), "model_type", None)
+    reason = discovery.unsupported_reason(type(task))
+    if reason:
+        raise _unsupported(model_type, reason)
     base = getattr(task, "base_model", task)
-    blocks = _get(base, paths.blocks)
-    if blocks is None:
-        raise UserError(f"could not find the transformer blocks ({paths.blocks}) in this {model_type} model")
-    blocks = list(blocks)
-    attentions = [_get(b, paths.attention) for b in blocks]
-    head_name, head = None, None
-    for name in paths.heads:
-        mod = _get(task, name)
-        if mod is not None:
-            head_name, head = name, mod
-            break
+    found = discovery.find_blocks(task)
+    if found is None:
+        raise _unsupported(model_type, f"no list of transformer blocks found in {type(base).__name__} "
+                                       "(no ModuleList of the block class named by _no_split_modules)")
+    blocks_rel, block_list = found
+    blocks = list(block_list)
+    attentions = []
+    for i, block in enumerate(blocks):
+        hit = discovery.find_attention(block)
+        if hit is None:
+            raise _unsupported(model_type, f"block {i} ({type(block).__name__}) has no module that calls "
+                                           "transformers' attention interface, so attention entropy cannot be "
+                                           "measured")
+        attentions.append(hit[1])
+    head_name, head = discovery.find_head(task)
     # Parameter-name prefix of each block in the *given* model (peft adds its own prefix).
     ids = {id(b): i for i, b in enumerate(blocks)}
     prefixes: list[str | None] = [None] * len(blocks)
@@ -126,14 +98,14 @@ def model_layout(model: nn.Module) -> ModelLayout:
         i = ids.get(id(mod))
         if i is not None and prefixes[i] is None:
             prefixes[i] = name + "."
-    blocks_path = prefixes[0][: -len(".0.")] if prefixes and prefixes[0] else paths.blocks
+    blocks_path = prefixes[0][: -len(".0.")] if prefixes and prefixes[0] else blocks_rel
     return ModelLayout(
         model_type=model_type,
-        family=paths.family,
+        family=discovery.find_family(attentions[0], model_type),
         blocks=blocks,
         attentions=attentions,
-        embeddings=_get(base, paths.embeddings),
-        final_norm=_get(base, paths.final_norm) if paths.final_norm else None,
+        embeddings=discovery.find_embeddings(base, blocks_rel),
+        final_norm=discovery.find_final_norm(base, blocks_rel),
         head=head,
         head_name=head_name,
         block_prefixes=[p or "" for p in prefixes],
@@ -156,3 +128,54 @@ def head_parameter_names(model: nn.Module) -> list[str]:
         return []
     ids = {id(p) for p in layout.head.parameters()}
     return [n for n, p in model.named_parameters() if id(p) in ids]
+
+
+def _attention_paths(layout: ModelLayout) -> list[str]:
+    """Block-relative path of the attention module of each block."""
+    paths = []
+    for block, attention in zip(layout.blocks, layout.attentions):
+        paths.append(next(n for n, m in block.named_modules() if m is attention))
+    return paths
+
+
+def _projections(layout: ModelLayout, *, with_output: bool) -> list[str]:
+    """Block-relative names of the attention projections, over all blocks, first-seen order."""
+    names: list[str] = []
+    for block, path in zip(layout.blocks, _attention_paths(layout)):
+        for name in discovery.attention_projections(block, path, with_output=with_output):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def default_sift_targets(model: nn.Module) -> list[str]:
+    """SIFT's default target patterns: the attention q, k, v, o projections, as block-relative names.
+
+    The Linear / Conv1D layers directly inside each block's attention module, plus the attention output
+    projection where it lives in a sibling module (BERT's attention.output.dense). Examples: BERT
+    attention.self.query/key/value + attention.output.dense; GPT-2 attn.c_attn + attn.c_proj; Llama
+    self_attn.q_proj/k_proj/v_proj/o_proj. Each name matches as a dotted suffix (strategies/sift/config.py).
+    """
+    return _projections(model_layout(model), with_output=True)
+
+
+def default_lora_targets(model: nn.Module) -> list[str]:
+    """LoRA's default `target_modules`: the Linear / Conv1D layers directly inside the attention modules.
+
+    Each is named by its shortest dotted suffix that selects no module outside those layers (peft matches
+    a target as the whole name or a dotted suffix): BERT query, key, value; Llama q_proj, k_proj, v_proj,
+    o_proj; GPT-2 c_attn and attn.c_proj (its MLP has a c_proj too).
+    """
+    layout = model_layout(model)
+    relative = _projections(layout, with_output=False)
+    chosen = {prefix + rel for prefix in layout.block_prefixes for rel in relative}
+    names = [n for n, _ in model.named_modules()]
+    targets = []
+    for rel in relative:
+        parts = rel.split(".")
+        for k in range(1, len(parts) + 1):
+            suffix = ".".join(parts[-k:])
+            if all(n in chosen for n in names if n == suffix or n.endswith("." + suffix)):
+                break
+        targets.append(suffix)
+    return list(dict.fromkeys(targets))

@@ -4,6 +4,11 @@ Weights are loaded from safetensors where present (transformers itself loads leg
 `torch.load(weights_only=True)`); remote code is never trusted unless the caller asks.
 A folder holding a PEFT adapter (adapter_config.json, e.g. a tunescope checkpoint) loads its base
 model and then the adapter.
+
+Before any weights are read, the model type is checked from its config and the model class the Auto mapping
+resolves it to (`check_architecture`): a class that does not route attention through transformers' attention
+interface, or whose structure has no discoverable block list / attention modules, is refused with a UserError
+naming the model type and the reason.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from torch import nn
 
 from tunescope.assets import asset_names, fetch
 from tunescope.errors import UserError, did_you_mean
-from tunescope.models.layers import ARCHITECTURES, supported_model_types
+from tunescope.models.discovery import family_of_type, unsupported_reason
+from tunescope.models.layers import ModelLayout, model_layout
 
 log = logging.getLogger(__name__)
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors",
@@ -82,11 +88,55 @@ def _adapter_base(folder: Path) -> str | None:
     return json.loads(cfg.read_text()).get("base_model_name_or_path")
 
 
-def _check_architecture(model: nn.Module, name: str) -> None:
-    model_type = getattr(model.config, "model_type", None)
-    if model_type not in ARCHITECTURES:
-        raise UserError(f"model {name!r} has unsupported architecture {model_type!r}; supported model types: "
-                        f"{', '.join(supported_model_types())}")
+def _config(name: str, source: str, trust_remote_code: bool, **overrides):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **overrides)
+    except (OSError, ValueError) as e:
+        if Path(source).is_dir():
+            raise UserError(f"could not load model from folder {source!r}: {str(e).splitlines()[0]}") from None
+        raise _hub_error(name, e) from None
+
+
+def check_architecture(name: str, source: str, auto_class, *, trust_remote_code: bool = False,
+                       **config_overrides) -> ModelLayout | None:
+    """Refuse an unsupported model type BEFORE its weights are loaded; returns the layout of a weightless copy.
+
+    Reads only the config (AutoConfig), resolves the class `auto_class` (AutoModelForSequenceClassification,
+    AutoModelForCausalLM, AutoModel) maps it to, checks that class's `_supports_attention_backend`, then builds
+    the model on the meta device (no memory, no weights) and runs the layout discovery on it. Returns None
+    for remote-code classes the Auto mapping does not know (those are checked after loading).
+    """
+    config = _config(name, source, trust_remote_code, **config_overrides)
+    model_type = getattr(config, "model_type", None)
+    model_class = auto_class._model_mapping.get(type(config), None)
+    if model_class is None:
+        if trust_remote_code and getattr(config, "auto_map", None):
+            return None
+        raise UserError(f"model {name!r} has unsupported architecture {model_type!r}: transformers has no "
+                        f"{auto_class.__name__} class for it")
+    reason = unsupported_reason(model_class)
+    if reason:
+        raise UserError(f"model {name!r} has unsupported architecture {model_type!r}: {reason}")
+    try:
+        with torch.device("meta"):
+            skeleton = model_class._from_config(config)
+    except Exception as e:  # noqa: BLE001 - an exotic config (quantisation ...) the meta build cannot take:
+        log.debug("no weightless preflight for %s (%s); checking after loading", name, e)  # _check_loaded does
+        return None
+    try:
+        return model_layout(skeleton)
+    except UserError as e:
+        raise UserError(f"model {name!r}: {e}") from None
+
+
+def _check_loaded(model: nn.Module, name: str) -> None:
+    """The same discovery on the loaded model (it matters for remote-code classes the preflight skipped)."""
+    try:
+        model_layout(model)
+    except UserError as e:
+        raise UserError(f"model {name!r}: {e}") from None
 
 
 def load_classifier(name: str, num_labels: int, *, label_names: list[str] | None = None,
@@ -101,6 +151,8 @@ def load_classifier(name: str, num_labels: int, *, label_names: list[str] | None
     source = resolve_model_source(name)
     adapter_base = _adapter_base(Path(source))
     base_source = resolve_model_source(adapter_base) if adapter_base else source
+    check_architecture(name, base_source, AutoModelForSequenceClassification, trust_remote_code=trust_remote_code,
+                       num_labels=num_labels)
     kwargs = _pretrained_kwargs(base_source, trust_remote_code)
     if label_names:
         kwargs["id2label"] = dict(enumerate(label_names))
@@ -115,10 +167,12 @@ def load_classifier(name: str, num_labels: int, *, label_names: list[str] | None
         if Path(base_source).is_dir():
             raise UserError(f"could not load model from folder {base_source!r}: {str(e).splitlines()[0]}") from None
         raise _hub_error(name, e) from None
-    _check_architecture(model, name)
+    _check_loaded(model, name)
     model.config.pad_token_id = tokenizer.pad_token_id
     if adapter_base and (Path(source) / "sift_config.json").is_file():
-        from tunescope.strategies.sift.state import load_delta
+        from tunescope.models.sparse_delta import (
+            load_delta,  # the format lives with the models
+        )
 
         load_delta(source).merge(model)
     elif adapter_base:
@@ -133,6 +187,7 @@ def load_causal_lm(name: str, *, dtype: torch.dtype = torch.float32, trust_remot
     from transformers import AutoModelForCausalLM
 
     source = resolve_model_source(name)
+    check_architecture(name, source, AutoModelForCausalLM, trust_remote_code=trust_remote_code)
     try:
         tokenizer = load_tokenizer(source, trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype,
@@ -141,7 +196,7 @@ def load_causal_lm(name: str, *, dtype: torch.dtype = torch.float32, trust_remot
         if Path(source).is_dir():
             raise UserError(f"could not load model from folder {source!r}: {str(e).splitlines()[0]}") from None
         raise _hub_error(name, e) from None
-    _check_architecture(model, name)
+    _check_loaded(model, name)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
@@ -150,18 +205,12 @@ def load_causal_lm(name: str, *, dtype: torch.dtype = torch.float32, trust_remot
 def load_encoder_or_lm(name: str, *, dtype: torch.dtype = torch.float32):
     """(model, tokenizer) using the architecture's natural head-less-friendly class: causal LM for decoders,
     the bare encoder (AutoModel) for encoders. Used by instruments that only need hidden states."""
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoModel
 
     source = resolve_model_source(name)
-    try:
-        config = AutoConfig.from_pretrained(source)
-    except (OSError, ValueError) as e:
-        raise _hub_error(name, e) from None
-    family = ARCHITECTURES.get(config.model_type)
-    if family is None:
-        raise UserError(f"model {name!r} has unsupported architecture {config.model_type!r}; supported model "
-                        f"types: {', '.join(supported_model_types())}")
-    if family.family == "decoder":
+    layout = check_architecture(name, source, AutoModel)
+    family = layout.family if layout is not None else family_of_type(_config(name, source, False).model_type)
+    if family == "decoder":
         return load_causal_lm(name, dtype=dtype)
     tokenizer = load_tokenizer(source)
     model = AutoModel.from_pretrained(source, dtype=dtype, **_pretrained_kwargs(source, False))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from tunescope.strategies.base import STRATEGIES, StrategyContext
+from tunescope.strategies.base import STRATEGIES, StrategyBase, StrategyContext
 
 
-class FullFineTuning:
+class FullFineTuning(StrategyBase):
     name = "full"
     default_learning_rate = 5e-5
 

@@ -9,14 +9,21 @@ from __future__ import annotations
 
 from torch import nn
 
-from tunescope.strategies.base import STRATEGIES, StrategyContext, freeze_all
-from tunescope.strategies.linear_probe import lp_stage
+from tunescope.strategies.base import (
+    STRATEGIES,
+    StrategyBase,
+    StrategyContext,
+    freeze_all,
+)
+from tunescope.strategies.linear_probe import LinearProbeOptions, lp_stage
 
 
-class LinearProbe:
+class LinearProbe(StrategyBase):
     name = "head"
     default_learning_rate = 1e-3  # unused: nothing trains by gradient
+    options = (LinearProbeOptions,)
     trains = False
+    needs_head = True
 
     def prepare(self, model: nn.Module, ctx: StrategyContext) -> nn.Module:
         lp_stage(model, ctx)

@@ -23,10 +23,25 @@ import numpy as np
 import torch
 from torch import nn
 
+from tunescope.config import Options, check
 from tunescope.diagnostics.features import extract_features, head_linear, head_norm
 from tunescope.errors import UserError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class LinearProbeOptions(Options):
+    """The linear-probe fields of a command's config (head, lp-ft, lp-lora)."""
+
+    lp_cs: int = 10
+    """Linear probe (head, lp-ft, lp-lora): number of L2 strengths C tried by LogisticRegressionCV (log-spaced)."""
+    lp_cv: int = 5
+    """Linear probe: cross-validation folds for choosing C."""
+
+    def validate(self) -> None:
+        check(self.lp_cs >= 1, "lp_cs", self.lp_cs, "a positive integer")
+        check(self.lp_cv >= 2, "lp_cv", self.lp_cv, "an integer >= 2")
 
 
 @dataclass
@@ -152,8 +167,7 @@ def lp_stage(model: nn.Module, ctx) -> dict:
     """
     cfg = ctx.config
     facts = linear_probe(model, ctx.tokenized["train"], ctx.collator, ctx.data.num_labels,
-                         batch_size=getattr(cfg, "eval_batch_size", 128), cs=getattr(cfg, "lp_cs", 10),
-                         cv=getattr(cfg, "lp_cv", 5), seed=getattr(cfg, "seed", 0))
+                         batch_size=getattr(cfg, "eval_batch_size", 128), cs=cfg.lp_cs, cv=cfg.lp_cv, seed=cfg.seed)
     norms = ctx.results.setdefault("head_norm", {})
     norms["init"] = facts.pop("head_norm_init")
     norms["after_lp"] = facts.pop("head_norm_after_lp")

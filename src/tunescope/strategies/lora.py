@@ -6,24 +6,44 @@ pre-trained function. `--layers 3,4` restricts adapters to those blocks (peft `l
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from peft import LoraConfig, TaskType, get_peft_model
 from torch import nn
 
+from tunescope.config import Options, check
 from tunescope.errors import UserError
-from tunescope.models.layers import model_layout
-from tunescope.strategies.base import STRATEGIES, StrategyContext
+from tunescope.models.layers import default_lora_targets, model_layout
+from tunescope.strategies.base import STRATEGIES, StrategyBase, StrategyContext
 
-# Attention projections per architecture: where LoRA is usually put (Hu et al. 2021 adapt q and v;
-# we adapt q, k, v, which reaches full-FT accuracy more reliably on small encoders).
-DEFAULT_TARGETS: dict[str, list[str]] = {
-    "bert": ["query", "key", "value"],
-    "roberta": ["query", "key", "value"],
-    "distilbert": ["q_lin", "k_lin", "v_lin"],
-    "gpt2": ["c_attn"],
-    "llama": ["q_proj", "k_proj", "v_proj", "o_proj"],
-    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj"],
-    "mistral": ["q_proj", "k_proj", "v_proj", "o_proj"],
-}
+# Default targets: the projections inside each block's attention module, discovered from the model
+# (models.layers.default_lora_targets; BERT q, k, v; Llama q, k, v, o). Hu et al. 2021 adapt q and v only;
+# q, k, v reaches full-FT accuracy more reliably on small encoders.
+
+
+@dataclass
+class LoraOptions(Options):
+    """The LoRA fields of a command's config (lora, lora-inflection, lp-lora)."""
+
+    lora_rank: int = 8
+    """LoRA rank r."""
+    lora_alpha: float = 16.0
+    """LoRA scaling numerator alpha (update scaled by alpha / r)."""
+    lora_dropout: float = 0.1
+    """Dropout on the LoRA input."""
+    lora_targets: list[str] | None = None
+    """Module names LoRA adapts (default: the architecture's attention projections)."""
+    layers: list[int] | None = None
+    """Blocks (0-based) that get LoRA adapters (default: all)."""
+
+    def validate(self) -> None:
+        check(self.lora_rank >= 1, "lora_rank", self.lora_rank, "a positive integer")
+        check(self.lora_alpha > 0, "lora_alpha", self.lora_alpha, "a positive number")
+        check(0 <= self.lora_dropout < 1, "lora_dropout", self.lora_dropout, "a number in [0, 1)")
+        check(self.layers is None or (len(self.layers) > 0 and min(self.layers) >= 0), "layers", self.layers,
+              "block indices >= 0 (checked against the model's block count when it is loaded)")
+        check(self.lora_targets is None or len(self.lora_targets) > 0, "lora_targets", self.lora_targets,
+              "at least one module name")
 
 
 def lora_config_for(model: nn.Module, *, rank: int, alpha: float, dropout: float,
@@ -31,12 +51,13 @@ def lora_config_for(model: nn.Module, *, rank: int, alpha: float, dropout: float
                     task_type: TaskType = TaskType.SEQ_CLS) -> LoraConfig:
     """A peft LoraConfig for `model`, validating `layers` against the number of blocks."""
     layout = model_layout(model)
-    targets = targets or DEFAULT_TARGETS[layout.model_type]
-    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
-    missing = [t for t in targets if t not in names]
+    defaults = default_lora_targets(model)
+    targets = targets or defaults
+    names = [n for n, _ in model.named_modules()]  # peft's rule: a target is a whole name or a dotted suffix
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
     if missing:
         raise UserError(f"bad value {missing[0]!r} for lora_targets: no module of that name in this "
-                        f"{layout.model_type} model; defaults: {', '.join(DEFAULT_TARGETS[layout.model_type])}")
+                        f"{layout.model_type} model; defaults: {', '.join(defaults)}")
     kwargs = {}
     if layers is not None:
         bad = [i for i in layers if not 0 <= i < layout.num_layers]
@@ -57,9 +78,10 @@ def apply_lora(model: nn.Module, config, layers: list[int] | None = None) -> nn.
     return get_peft_model(model, lcfg)
 
 
-class LoRA:
+class LoRA(StrategyBase):
     name = "lora"
     default_learning_rate = 5e-4
+    options = (LoraOptions,)
 
     def prepare(self, model: nn.Module, ctx: StrategyContext) -> nn.Module:
         model = apply_lora(model, ctx.config, layers=ctx.config.layers)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from torch import nn
 
+from tunescope.diagnostics.options import ProbeOptions
 from tunescope.errors import UserError
-from tunescope.strategies.base import STRATEGIES, StrategyContext
-from tunescope.strategies.lora import apply_lora
+from tunescope.strategies.base import STRATEGIES, StrategyBase, StrategyContext
+from tunescope.strategies.lora import LoraOptions, apply_lora
 
 
 def probe_for(ctx: StrategyContext) -> list[dict]:
@@ -21,18 +22,16 @@ def probe_for(ctx: StrategyContext) -> list[dict]:
     from tunescope.data.tokenize import probe_batches
 
     cfg = ctx.config
-    n_batches, size = int(getattr(cfg, "probe_batches", 2)), int(getattr(cfg, "probe_batch_size", 16))
-    if n_batches < 1 or size < 1:
-        raise UserError(f"bad value {min(n_batches, size)} for probe_batches/probe_batch_size: expected >= 1")
     if "train" not in ctx.tokenized:
         raise UserError("bad context for lora-inflection: no tokenised training split to draw probe batches from")
-    return probe_batches(ctx.tokenized["train"], ctx.tokenizer, batch_size=size, num_batches=n_batches,
-                         seed=int(getattr(cfg, "seed", 0)))
+    return probe_batches(ctx.tokenized["train"], ctx.tokenizer, batch_size=cfg.probe_batch_size,
+                         num_batches=cfg.probe_batches, seed=cfg.seed)
 
 
-class LoRAInflection:
+class LoRAInflection(StrategyBase):
     name = "lora-inflection"
     default_learning_rate = 5e-4
+    options = (LoraOptions, ProbeOptions)
 
     def prepare(self, model: nn.Module, ctx: StrategyContext) -> nn.Module:
         from tunescope.diagnostics.layerwise import diagnose
@@ -41,7 +40,7 @@ class LoRAInflection:
         if layers is None:
             found = ctx.results.get("diagnostics")
             if not found or "inflection_layers" not in found:
-                found, _ = diagnose(model, probe_for(ctx), width=getattr(ctx.config, "inflection_width", None))
+                found, _ = diagnose(model, probe_for(ctx), width=ctx.config.inflection_width)
                 ctx.results["diagnostics"] = found
             layers = found["inflection_layers"]
             ctx.results["adapted_because"] = found["reason"]

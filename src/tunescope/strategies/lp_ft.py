@@ -10,24 +10,28 @@ from __future__ import annotations
 
 from torch import nn
 
-from tunescope.strategies.base import STRATEGIES, StrategyContext
+from tunescope.strategies.base import STRATEGIES, StrategyBase, StrategyContext
 from tunescope.strategies.full import FullFineTuning
-from tunescope.strategies.linear_probe import lp_stage
-from tunescope.strategies.lora import LoRA
+from tunescope.strategies.linear_probe import LinearProbeOptions, lp_stage
+from tunescope.strategies.lora import LoRA, LoraOptions
 
 
-class LPFT:
+class LPFT(StrategyBase):
     name = "lp-ft"
     default_learning_rate = FullFineTuning.default_learning_rate
+    options = (LinearProbeOptions,)
+    needs_head = True
 
     def prepare(self, model: nn.Module, ctx: StrategyContext) -> nn.Module:
         lp_stage(model, ctx)
         return FullFineTuning().prepare(model, ctx)
 
 
-class LPLoRA:
+class LPLoRA(StrategyBase):
     name = "lp-lora"
     default_learning_rate = LoRA.default_learning_rate
+    options = (LinearProbeOptions, LoraOptions)
+    needs_head = True
 
     def prepare(self, model: nn.Module, ctx: StrategyContext) -> nn.Module:
         lp_stage(model, ctx)

@@ -10,7 +10,9 @@ Usable in any transformers Trainer (not only tunescope's):
 
 Every `every_n_steps` optimizer steps (main process only) it runs one forward + backward over the fixed probe
 batches with `torch.autograd.grad` (the training step's gradients and optimizer state are not touched), asks the
-Trainer to log, and adds `diag/layer_XX/<metric>` (0-based XX) to that log entry. `history` keeps every measurement.
+Trainer to log, and adds `diag/layer_XX/<key>` (0-based XX) for every key of the chosen metrics to that log entry.
+`history` keeps every measurement. `metrics` are names from the metric registry (diagnostics.metrics; default:
+all recorded ones), so a newly registered metric is logged without an edit here.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from collections.abc import Sequence
 
 from transformers import TrainerCallback
 
-from tunescope.diagnostics.layerwise import check_metrics, layer_diagnostics
+from tunescope.diagnostics.layerwise import layer_diagnostics
+from tunescope.diagnostics.metrics import check_metrics
 from tunescope.errors import UserError
 
 

@@ -16,11 +16,26 @@ Usable from the HF Trainer (`GONoiseCallback`) or from any plain loop (`Gaussian
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from transformers import TrainerCallback
 
+from tunescope.config import Options, check
 from tunescope.errors import UserError
+from tunescope.training.addons import TRAINING_ADDONS, AddonBase, RunState
+
+
+@dataclass
+class NoiseOptions(Options):
+    """The GO-training field of a training command's config."""
+
+    noise_sigma: float = 0.0
+    """GO training: loss at theta + eps, eps ~ N(0, sigma^2 I) drawn once per optimizer step, gradient applied to theta (0: off; paper 0.01)."""
+
+    def validate(self) -> None:
+        check(self.noise_sigma >= 0, "noise_sigma", self.noise_sigma, "a number >= 0 (0: GO training off)")
 
 
 class GaussianWeightNoise:
@@ -84,3 +99,25 @@ class GONoiseCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         self.noise.restore()  # never leave a noisy model behind (e.g. an interrupted cycle)
+
+
+class GONoise(AddonBase):
+    """Training add-on: GO training when the config's noise_sigma > 0 (results.json `go`)."""
+
+    name = "go-noise"
+
+    def enabled(self, config) -> bool:
+        return float(getattr(config, "noise_sigma", 0.0) or 0.0) > 0
+
+    def callbacks(self, run: RunState) -> list:
+        callback = GONoiseCallback(run.model, run.config.noise_sigma, seed=int(run.config.seed))
+        run.extras["go_callback"] = callback
+        run.results["go"] = {"noise_sigma": run.config.noise_sigma,
+                             "noisy_params": sum(p.numel() for p in callback.noise.params)}
+        return [callback]
+
+    def after_train(self, run: RunState) -> None:
+        run.results["go"]["draws"] = run.extras["go_callback"].noise.draws  # one per optimizer step
+
+
+TRAINING_ADDONS.register("go-noise", GONoise())

@@ -8,7 +8,6 @@ runs DDP over gloo); tunescope adds no launcher of its own.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +52,7 @@ class StrategyTrainer(Trainer):
         self.strategy = strategy
 
     def _save(self, output_dir: str | None = None, state_dict=None):
-        if self.strategy is not None and hasattr(self.strategy, "save"):
+        if self.strategy is not None and self.strategy.saves_own_checkpoints:
             output_dir = output_dir or self.args.output_dir
             Path(output_dir).mkdir(parents=True, exist_ok=True)
             self.strategy.save(self.model, Path(output_dir))
@@ -63,7 +62,7 @@ class StrategyTrainer(Trainer):
         super()._save(output_dir, state_dict)
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        if self.strategy is not None and hasattr(self.strategy, "load"):
+        if self.strategy is not None and self.strategy.saves_own_checkpoints:
             self.strategy.load(model or self.model, Path(resume_from_checkpoint))
             return
         super()._load_from_checkpoint(resume_from_checkpoint, model)
@@ -72,11 +71,6 @@ class StrategyTrainer(Trainer):
 def _compute_metrics(pred) -> dict[str, float]:
     logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
     return classification_metrics(np.asarray(logits), np.asarray(pred.label_ids))
-
-
-def is_main_process() -> bool:
-    """True in a single process, and in process 0 of a torchrun / accelerate launch (which set RANK)."""
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _no_accelerator() -> bool:

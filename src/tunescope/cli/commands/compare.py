@@ -30,7 +30,6 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from tunescope.cli.commands.finetune import FINETUNE_FLAGS
     from tunescope.cli.common import add_common_options, add_config_flags
     from tunescope.experiments.finetune import FinetuneConfig
 
@@ -41,7 +40,5 @@ def register(sub) -> None:
     p.add_argument("--strategies", required=True, help="comma-separated strategies, e.g. head,full,lora,lp-ft,lp-lora")
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default: --seed, or 0)")
     add_common_options(p)
-    add_config_flags(p, FinetuneConfig, {k: v for k, v in FINETUNE_FLAGS.items() if k != "strategy"})
-    p.add_argument("--ntk-samples", dest="ntk_samples", type=int, default=None,
-                   help="eNTK FT ratio at the start of each run on this many training examples (0: off)")
+    add_config_flags(p, FinetuneConfig, skip=("strategy",))
     p.set_defaults(handler=_compare)

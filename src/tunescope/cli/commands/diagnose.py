@@ -5,17 +5,6 @@ from __future__ import annotations
 import argparse
 import math
 
-DIAGNOSE_FLAGS = {
-    "model": "--model",
-    "data": "--data",
-    "text_column": "--text-column",
-    "label_column": "--label-column",
-    "against": "--against",
-    "probe_batches": "--probe-batches",
-    "probe_batch_size": "--probe-batch-size",
-    "inflection_width": "--width",
-}
-
 
 def _fmt(v) -> str:
     return f"{v:10.4g}" if isinstance(v, float) and math.isfinite(v) else f"{'-':>10}"
@@ -29,9 +18,7 @@ def _diagnose(args: argparse.Namespace) -> int:
     run_dir = make_run_dir(args, "diagnose")
     results = diagnose_run(config, run_dir)
     found = results["diagnostics"]
-    keys = ["attn_entropy", "attn_entropy_norm", "act_grad_norm", "param_grad_norm", "param_grad_rel"]
-    if config.against:
-        keys.append("delta_cka")
+    keys = _printed_keys(found["layers"])
     print("layer " + " ".join(f"{k[:10]:>10}" for k in keys) + "  score")
     for row, score in zip(found["layers"], found["scores"]):
         mark = "  <- inflection" if row["layer"] in found["inflection_layers"] else ""
@@ -50,5 +37,37 @@ def register(sub) -> None:
                                    "Delta-CKA per layer on probe batches, in one forward+backward pass; selects the "
                                    "inflection layers.")
     add_common_options(p)
-    add_config_flags(p, DiagnoseConfig, DIAGNOSE_FLAGS)
+    add_config_flags(p, DiagnoseConfig, skip=("metrics",))
+    _add_metrics_option(p)
     p.set_defaults(handler=_diagnose)
+
+
+def _printed_keys(rows: list[dict]) -> list[str]:
+    """The registered per-layer keys this table holds, in registry order (delta_cka only with --against)."""
+    from tunescope.diagnostics.metrics import table_keys
+
+    return [k for k in table_keys() if any(isinstance(r.get(k), float) and math.isfinite(r[k]) for r in rows)]
+
+
+def _metric_list(text: str) -> list[str]:
+    """argparse type of --metrics: a comma-separated list of registered metric names."""
+    from tunescope.diagnostics.metrics import check_metrics
+    from tunescope.errors import UserError
+
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        return list(check_metrics(names))
+    except UserError as e:  # argparse turns this into its one-line usage error, exit 2
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _add_metrics_option(p: argparse.ArgumentParser) -> None:
+    """--metrics, its choices and their definitions listed from the metric registry."""
+    from tunescope.diagnostics.layerwise import SELECTION_METRICS
+    from tunescope.diagnostics.metrics import layer_metrics
+
+    choices = ", ".join(f"{m.name} ({m.label})" for m in layer_metrics(recorded_only=True))
+    p.add_argument("--metrics", dest="metrics", type=_metric_list, default=None, metavar="NAME,...",
+                   help=(f"per-layer metrics to record, comma-separated (default: all): {choices}. "
+                         f"{' and '.join(SELECTION_METRICS)} are always recorded: the selection reads them."
+                         ).replace("%", "%%"))

@@ -4,42 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from tunescope.cli.common import add_common_options, add_config_flags, make_run_dir, resolve_config
-
-# Flags of `finetune` / `run` -> FinetuneConfig fields (every other field is a key=value override).
-FINETUNE_FLAGS = {
-    "model": "--model",
-    "data": "--data",
-    "text_column": "--text-column",
-    "label_column": "--label-column",
-    "strategy": "--strategy",
-    "epochs": "--epochs",
-    "batch_size": "--batch-size",
-    "learning_rate": "--lr",
-    "lora_rank": "--rank",
-    "lora_alpha": "--lora-alpha",
-    "lora_targets": "--lora-targets",
-    "layers": "--layers",
-    "max_steps": "--max-steps",
-    # SIFT (docs/sift.md)
-    "sift_rate": "--sift-rate",
-    "sift_targets": "--sift-targets",
-    "sift_selection_batches": "--sift-selection-batches",
-    "sift_mask": "--sift-mask",
-    # GO training (docs/landscape.md)
-    "noise_sigma": "--noise-sigma",
-}
+from tunescope.cli.common import (
+    add_common_options,
+    add_config_flags,
+    make_run_dir,
+    resolve_config,
+)
 
 
 def add_finetune_options(parser: argparse.ArgumentParser) -> None:
     from tunescope.experiments.finetune import FinetuneConfig
 
     add_common_options(parser)
-    add_config_flags(parser, FinetuneConfig, FINETUNE_FLAGS)
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run in --out from its last checkpoint")
-    parser.add_argument("--trust-remote-code", dest="trust_remote_code", action="store_const", const=True,
-                        default=None, help="allow the model repository to run its own code")
+    add_config_flags(parser, FinetuneConfig)
 
 
 def load_finetune_config(args: argparse.Namespace):
@@ -65,7 +44,7 @@ def _finetune(args: argparse.Namespace) -> int:
     config = load_finetune_config(args)
     run_dir = make_run_dir(args, f"finetune-{config.strategy}")
     results = finetune(config, run_dir, resume=args.resume)
-    from tunescope.training.trainer import is_main_process
+    from tunescope.io import is_main_process
 
     if not is_main_process():
         return 0

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-JUMP_FLAGS = {"data": "--data", "text_column": "--text-column", "batch_size": "--batch-size"}
-
 
 def _jump(args: argparse.Namespace) -> int:
     from tunescope.cli.common import make_run_dir, resolve_config
@@ -38,5 +36,5 @@ def register(sub) -> None:
     p.add_argument("--model", dest="models", action="append", default=None, metavar="MODEL",
                    help="model to measure (repeat for several): named asset, folder, hub id or pretrain run dir")
     add_common_options(p)
-    add_config_flags(p, JumpConfig, JUMP_FLAGS)
+    add_config_flags(p, JumpConfig, skip=("models",))
     p.set_defaults(handler=_jump)

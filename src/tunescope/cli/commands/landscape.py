@@ -4,36 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-LANDSCAPE_FLAGS = {
-    "model": "--model",
-    "base": "--base",
-    "data": "--data",
-    "text_column": "--text-column",
-    "label_column": "--label-column",
-    "directions": "--directions",
-    "num_directions": "--num-directions",
-    "num_worst": "--num-worst",
-    "scope": "--scope",
-    "normalization": "--normalization",
-    "tau": "--tau",
-    "rtol": "--rtol",
-    "a_init": "--a-init",
-    "worst_scale": "--worst-scale",
-    "worst_steps": "--worst-steps",
-    "eval_examples": "--eval-examples",
-    "eval_batch_size": "--eval-batch-size",
-    "at_scale": "--at-scale",
-    "confidence": "--confidence",
-    "certify_sigma": "--certify-sigma",
-    "certify_draws": "--certify-draws",
-    "certify_q": "--certify-q",
-    "curve_points": "--curve-points",
-}
-
 
 def _landscape(args: argparse.Namespace) -> int:
     from tunescope.cli.common import make_run_dir, resolve_config
-    from tunescope.experiments.landscape import LandscapeConfig, run_landscape, summary_line
+    from tunescope.experiments.landscape import (
+        LandscapeConfig,
+        run_landscape,
+        summary_line,
+    )
 
     config = resolve_config(LandscapeConfig, args)
     run_dir = make_run_dir(args, "landscape")
@@ -53,7 +31,5 @@ def register(sub) -> None:
                                    "bracketing + bisection on both signs; Clopper-Pearson bounds; optional "
                                    "certified radius of the Gaussian-smoothed score. The weights are never changed.")
     add_common_options(p)
-    add_config_flags(p, LandscapeConfig, LANDSCAPE_FLAGS)
-    p.add_argument("--relative", action="store_const", const=True, default=None,
-                   help="read --tau as a relative drop S(theta) * (1 - tau)")
+    add_config_flags(p, LandscapeConfig)
     p.set_defaults(handler=_landscape)

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-NTK_FLAGS = {"model": "--model", "data": "--data", "text_column": "--text-column",
-             "label_column": "--label-column", "strategy": "--strategy", "samples": "--samples",
-             "sketch_dim": "--sketch-dim", "lora_rank": "--rank", "layers": "--layers"}
-
 
 def _ntk(args: argparse.Namespace) -> int:
     import dataclasses
@@ -50,7 +46,7 @@ def register(sub) -> None:
                                    "the pre-train-effective kernel P, the FT-effective kernel F, the FT ratio and "
                                    "the rank of P on --samples training examples.")
     add_common_options(p)
-    add_config_flags(p, NTKConfig, NTK_FLAGS)
+    add_config_flags(p, NTKConfig)
     p.add_argument("--run", metavar="RUN_DIR", default=None,
                    help="take model, data, strategy, seed, limit and max_length from a fine-tuning run's config.yaml")
     p.set_defaults(handler=_ntk)

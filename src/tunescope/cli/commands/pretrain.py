@@ -4,13 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-PRETRAIN_FLAGS = {"preset": "--preset", "data": "--data", "text_column": "--text-column",
-                  "tokenizer": "--tokenizer", "vocab_size": "--vocab-size", "steps": "--steps",
-                  "batch_size": "--batch-size", "learning_rate": "--learning-rate",
-                  "checkpoint_steps": "--checkpoint-steps", "eval_blocks": "--eval-blocks", "jreg": "--jreg",
-                  "jreg_form": "--jreg-form", "noise_sigma": "--noise-sigma", "probe": "--probe",
-                  "probe_limit": "--probe-limit"}
-
 
 def _pretrain(args: argparse.Namespace) -> int:
     from tunescope.cli.common import make_run_dir, resolve_config
@@ -46,6 +39,6 @@ def register(sub) -> None:
                                    "penalty computed from the same forward pass. --limit caps corpus documents, "
                                    "--max-length sets the block size.")
     add_common_options(p)
-    add_config_flags(p, PretrainConfig, PRETRAIN_FLAGS)
+    add_config_flags(p, PretrainConfig)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     p.set_defaults(handler=_pretrain)

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-SPARSITY_FLAGS = {"model": "--model", "data": "--data", "text_column": "--text-column",
-                  "label_column": "--label-column", "batches": "--batches", "batch_size": "--batch-size",
-                  "fractions": "--fractions", "targets": "--targets"}
-
 
 def _sparsity(args: argparse.Namespace) -> int:
     from tunescope.cli.common import make_run_dir, resolve_config
@@ -36,5 +32,5 @@ def register(sub) -> None:
                                    "report, per tensor and overall, the share of the squared gradient norm carried "
                                    "by the largest 0.1 / 1 / 5 / 10 % of entries (SIFT's quasi-sparsity).")
     add_common_options(p)
-    add_config_flags(p, SparsityConfig, SPARSITY_FLAGS)
+    add_config_flags(p, SparsityConfig)
     p.set_defaults(handler=_sparsity)

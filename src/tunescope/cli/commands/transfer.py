@@ -4,20 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-TRANSFER_FLAGS = {
-    "model": "--model",
-    "source": "--source",
-    "target": "--target",
-    "regimes": "--regimes",
-    "strategies": "--strategies",
-    "seeds": "--seeds",
-    "under_epochs": "--under-epochs",
-    "over_epochs": "--over-epochs",
-    "source_limit": "--source-limit",
-    "target_limit": "--target-limit",
-    "target_epochs": "--target-epochs",
-}
-
 
 def _transfer(args: argparse.Namespace) -> int:
     from tunescope.cli.common import make_run_dir, resolve_config
@@ -53,5 +39,7 @@ def register(sub) -> None:
                        description="Source task fine-tuned UNDER (fraction of an epoch) and OVER (saturated), then "
                                    "each source model fine-tuned on the target task with every strategy and seed.")
     add_common_options(p)
-    add_config_flags(p, TransferConfig, TRANSFER_FLAGS)
+    add_config_flags(p, TransferConfig)
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="cap examples per split of both tasks (sets source_limit and target_limit)")
     p.set_defaults(handler=_transfer)

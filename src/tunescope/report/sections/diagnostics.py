@@ -1,4 +1,8 @@
-"""Report section: per-layer diagnostics, one panel per metric, the selected inflection band shaded."""
+"""Report section: per-layer diagnostics, one panel per metric key, the selected inflection band shaded.
+
+Which panels exist, their titles, units and scales come from the metric registry (diagnostics.metrics), so
+a newly registered metric is drawn and tabulated without an edit here.
+"""
 
 from __future__ import annotations
 
@@ -7,49 +11,48 @@ import json
 import math
 from pathlib import Path
 
+from tunescope.diagnostics.metrics import table_columns
 from tunescope.report.plots import figure_html, new_figure
 from tunescope.report.sections import register_section
 from tunescope.report.tables import table
-
-METRIC_LABELS = {
-    "attn_entropy": "attention entropy H_l (nats)",
-    "attn_entropy_norm": "normalised entropy H_l / log n",
-    "act_grad_norm": "activation grad norm A_l",
-    "param_grad_norm": "parameter grad norm G_l",
-    "param_grad_rel": "relative grad norm G_l / ||theta_l||",
-    "delta_cka": "Delta-CKA (pre-trained vs fine-tuned)",
-}
-LOG_SCALE = {"act_grad_norm", "param_grad_norm", "param_grad_rel"}
 
 
 def _finite(values) -> bool:
     return any(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
 
 
+def _present(rows: list[dict]):
+    """(metric, column) pairs of the registry with at least one finite value in `rows`, in display order."""
+    return [(m, c) for m, c in table_columns() if _finite([r.get(c.key, float("nan")) for r in rows])]
+
+
 def layer_figure(rows: list[dict], band: list[int], after: list[dict] | None = None, title: str = ""):
-    """A grid of per-layer plots (one per metric present), `band` shaded; `after` drawn dashed if given."""
+    """A grid of per-layer plots (one per metric key present), `band` shaded; `after` drawn dashed if given.
+
+    A metric without a recorder (a comparison such as Delta-CKA) has no separate fine-tuned profile.
+    """
     import matplotlib.pyplot as plt
 
-    metrics = [m for m in METRIC_LABELS if _finite([r.get(m, float("nan")) for r in rows])]
+    present = _present(rows)
     cols = 3
-    n_rows = max(1, math.ceil(len(metrics) / cols))
+    n_rows = max(1, math.ceil(len(present) / cols))
     fig, axes = plt.subplots(n_rows, cols, figsize=(4.2 * cols, 2.8 * n_rows), dpi=110, squeeze=False)
     layers = [r["layer"] for r in rows]
-    for ax, metric in zip(axes.flat, metrics):
+    for ax, (metric, col) in zip(axes.flat, present):
         ax.grid(alpha=0.3)
         if band:
             ax.axvspan(min(band) - 0.5, max(band) + 0.5, color="tab:orange", alpha=0.2, label="inflection band")
-        ax.plot(layers, [r.get(metric, float("nan")) for r in rows], marker="o", label="pre-trained")
-        if after and metric != "delta_cka" and _finite([r.get(metric, float("nan")) for r in after]):
-            ax.plot(layers, [r.get(metric, float("nan")) for r in after], marker="x", ls="--", label="fine-tuned")
-        if metric in LOG_SCALE:
+        ax.plot(layers, [r.get(col.key, float("nan")) for r in rows], marker="o", label="pre-trained")
+        if after and metric.recorded and _finite([r.get(col.key, float("nan")) for r in after]):
+            ax.plot(layers, [r.get(col.key, float("nan")) for r in after], marker="x", ls="--", label="fine-tuned")
+        if col.log_scale:
             ax.set_yscale("log")
-        ax.set_title(METRIC_LABELS[metric], fontsize=9)
+        ax.set_title(col.title, fontsize=9)
         ax.set_xlabel("layer (0-based)", fontsize=8)
         ax.set_xticks(layers)
-    for ax in list(axes.flat)[len(metrics):]:
+    for ax in list(axes.flat)[len(present):]:
         ax.axis("off")
-    if metrics:
+    if present:
         axes.flat[0].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
@@ -67,12 +70,13 @@ def diagnostics_section(results: dict, run_dir: Path) -> str | None:
     if results.get("adapted_layers") is not None:
         out.append(f"<p>LoRA adapters placed at layers {html.escape(str(results['adapted_layers']))} "
                    f"({html.escape(str(results.get('adapted_because', '')))}).</p>")
-    out.append(figure_html(layer_figure(rows, band, after), "per-layer diagnostics"))
-    keys = [k for k in ("attn_entropy", "attn_entropy_norm", "act_grad_norm", "param_grad_norm", "param_grad_rel",
-                        "delta_cka") if any(k in r for r in rows)]
+    alt = "per-layer diagnostics: " + "; ".join(c.title for _, c in _present(rows))
+    out.append(figure_html(layer_figure(rows, band, after), alt))
+    columns = [c for _, c in table_columns() if any(c.key in r for r in rows)]
     scores = found.get("scores") or [float("nan")] * len(rows)
-    out.append(table(["layer", *keys, "score"],
-                     [[r["layer"], *[r.get(k) for k in keys], s] for r, s in zip(rows, scores)]))
+    out.append(table(["layer", *[c.key for c in columns], "score"],
+                     [[r["layer"], *[r.get(c.key) for c in columns], s] for r, s in zip(rows, scores)]))
+    out.append(table(["key", "definition"], [[c.key, c.description] for c in columns]))
     return "\n".join(out)
 
 

@@ -13,19 +13,12 @@ from typing import Literal
 
 from torch import nn
 
+from tunescope.config import Options
 from tunescope.errors import UserError
 
-# Attention q, k, v, o per model_type (suffixes of module names, peft-style).
-DEFAULT_TARGETS: dict[str, tuple[str, ...]] = {
-    "bert": ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"),
-    "roberta": ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"),
-    "distilbert": ("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin"),
-    # GPT-2 fuses q, k, v into one Conv1D (c_attn); c_proj is the output projection.
-    "gpt2": ("attn.c_attn", "attn.c_proj"),
-    "llama": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"),
-    "qwen2": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"),
-    "mistral": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"),
-}
+# Default targets: attention q, k, v, o as block-relative module names (suffixes, peft-style), discovered
+# from the model by models.layers.default_sift_targets (BERT attention.self.query ... attention.output.dense,
+# GPT-2 attn.c_attn + attn.c_proj, Llama self_attn.q_proj ... o_proj).
 
 MASK_KINDS = ("top", "random")
 
@@ -66,6 +59,28 @@ class SiftConfig:
         return asdict(self)
 
 
+@dataclass
+class SiftOptions(Options):
+    """The SIFT fields of a command's config; validated by building the SiftConfig they describe (one place)."""
+
+    sift_rate: float = 0.01
+    """SIFT: fraction of each target tensor that trains (k = floor(rate * numel) + 1 entries per tensor)."""
+    sift_targets: list[str] | None = None
+    """SIFT: module-name patterns of the sparsely tuned weights (suffixes or globs; default attention q,k,v,o)."""
+    sift_selection_batches: int = 1
+    """SIFT: micro-batches whose summed gradient chooses the top-k mask (paper: 1)."""
+    sift_mask: Literal["top", "random"] = "top"
+    """SIFT: `top` (top-k |gradient|, the method) or `random` (the ablation: k random entries)."""
+
+    def validate(self) -> None:
+        self.sift_config()
+
+    def sift_config(self, seed: int = 0, **extra) -> SiftConfig:
+        """The SiftConfig these fields describe (UserError naming the sift_* key on a bad value)."""
+        return SiftConfig(rate=self.sift_rate, targets=self.sift_targets, selection_batches=self.sift_selection_batches,
+                          mask=self.sift_mask, seed=seed, extra=extra)
+
+
 def num_selected(numel: int, rate: float) -> int:
     """k = floor(rate * numel) + 1, capped at numel (the paper's count of trainable entries per tensor)."""
     return min(int(math.floor(rate * numel)) + 1, numel)
@@ -84,11 +99,11 @@ def resolve_targets(model: nn.Module, patterns: list[str] | None) -> dict[str, n
     Only `module.weight` of modules with a 2-D weight (Linear, GPT-2 Conv1D) is targeted; the head
     never is (it trains densely). Raises UserError when nothing matches.
     """
-    from tunescope.models.layers import model_layout
+    from tunescope.models.layers import default_sift_targets, model_layout
 
     layout = model_layout(model)
     if patterns is None:
-        patterns = list(DEFAULT_TARGETS.get(layout.model_type, ()))
+        patterns = default_sift_targets(model)
         if not patterns:
             raise UserError(f"no default SIFT targets for model type {layout.model_type!r}: pass --sift-targets")
     head_ids = {id(p) for p in layout.head.parameters()} if layout.head is not None else set()

@@ -23,21 +23,19 @@ from transformers import TrainerCallback
 
 from tunescope.errors import UserError
 from tunescope.models.layers import head_parameter_names
-from tunescope.strategies.base import STRATEGIES, StrategyContext
-from tunescope.strategies.sift.config import SiftConfig
+from tunescope.strategies.base import (
+    STRATEGIES,
+    StrategyBase,
+    StrategyContext,
+    learning_rate_for,
+)
+from tunescope.strategies.sift.config import SiftOptions
 from tunescope.strategies.sift.optimizer import SiftAdamW, optimizer_state_bytes
 from tunescope.strategies.sift.sparse import SiftEngine
 from tunescope.strategies.sift.state import load_delta, restore_engine, save_delta
 
 log = logging.getLogger(__name__)
 ENGINE_ATTR = "_tunescope_sift_engine"
-
-
-def sift_config_from(config, seed: int = 0) -> SiftConfig:
-    """SiftConfig from a FinetuneConfig's sift_* fields (UserError on bad values)."""
-    return SiftConfig(rate=config.sift_rate, targets=config.sift_targets,
-                      selection_batches=config.sift_selection_batches, mask=config.sift_mask, seed=seed,
-                      extra={"model": getattr(config, "model", None)})
 
 
 def engine_of(model: nn.Module) -> SiftEngine:
@@ -106,12 +104,14 @@ class SiftCallback(TrainerCallback):
         self.results["sift"] = sift_facts(self.engine, opt if isinstance(opt, SiftAdamW) else None)
 
 
-class SIFT:
+class SIFT(StrategyBase):
     name = "sift"
     default_learning_rate = 1e-3
+    options = (SiftOptions,)
+    saves_own_checkpoints = True
 
     def prepare(self, model: nn.Module, ctx: StrategyContext) -> nn.Module:
-        cfg = sift_config_from(ctx.config, seed=getattr(ctx.config, "seed", 0))
+        cfg = ctx.config.sift_config(seed=getattr(ctx.config, "seed", 0), model=getattr(ctx.config, "model", None))
         engine = SiftEngine(model, cfg, head_parameter_names(model))
         setattr(model, ENGINE_ATTR, engine)
         ctx.results["trainable_params"] = engine.selected_params + engine.dense_params()
@@ -119,9 +119,8 @@ class SIFT:
         return model
 
     def create_optimizer(self, model: nn.Module, ctx: StrategyContext) -> SiftAdamW:
-        config = ctx.config
-        lr = config.learning_rate or self.default_learning_rate
-        return SiftAdamW(engine_of(model), lr=lr, weight_decay=config.weight_decay)
+        lr = ctx.learning_rate or learning_rate_for(self, ctx.config)
+        return SiftAdamW(engine_of(model), lr=lr, weight_decay=ctx.config.weight_decay)
 
     def callbacks(self, model: nn.Module, ctx: StrategyContext) -> list[TrainerCallback]:
         return [SiftCallback(engine_of(model), ctx.results)]
