@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tunescope.config import build_config, check, parse_overrides
+from tunescope.config import Options, build_config, check, parse_overrides
 from tunescope.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class BasinsConfig:
+class BasinsConfig(Options):
     """Settings of the basins experiment (defaults = the run in docs/results/basins.md)."""
 
     out: str = "runs/basins"
@@ -78,7 +78,7 @@ class BasinsConfig:
     seed: int = 0
     """Seed of data splits, training and directions."""
 
-    def __post_init__(self):
+    def validate(self) -> None:
         check(all(s >= 0 for s in self.sigmas), "sigmas", self.sigmas, "numbers >= 0")
         check(self.num_directions >= 1, "num_directions", self.num_directions, "a positive integer")
         check(0 < self.sift_rate <= 1, "sift_rate", self.sift_rate, "a share in (0, 1]")

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunescope.config import check, save_config
+from tunescope.diagnostics.options import ProbeOptions
+from tunescope.tasks.options import ModelOptions
 from tunescope.io import atomic_write_json, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -30,11 +32,12 @@ REGIMES = ("under", "over")
 
 
 @dataclass
-class TransferConfig:
-    """The transfer experiment (defaults: the offline pair on minilm-l6, small enough for a shared CPU)."""
+class TransferConfig(ProbeOptions, ModelOptions):
+    """The transfer experiment (defaults: the offline pair on minilm-l6, small enough for a shared CPU).
 
-    model: str = "minilm-l6"
-    """Pre-trained model the source runs start from."""
+    `model` is the pre-trained model the source runs start from; the probe options drive the diagnostics.
+    """
+
     source: str = "tweets_sentiment"
     """Source task data."""
     target: str = "rotten_tomatoes"
@@ -63,12 +66,8 @@ class TransferConfig:
     """Training batch size."""
     max_length: int = 64
     """Maximum tokens per example."""
-    probe_batches: int = 2
-    """Probe batches for the diagnostics."""
-    probe_batch_size: int = 16
-    """Examples per probe batch."""
 
-    def __post_init__(self):
+    def validate(self) -> None:
         bad = [r for r in self.regimes if r not in REGIMES]
         check(not bad and bool(self.regimes), "regimes", bad[0] if bad else self.regimes, "some of under, over")
         check(bool(self.seeds), "seeds", self.seeds, "at least one seed")
