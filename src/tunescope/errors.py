@@ -30,7 +30,10 @@ class UnknownNameError(UserError, KeyError):
 
 
 class TrainingDivergedError(UserError):
-    """The loss became NaN or infinite: the configuration (learning rate, data) is unusable."""
+    """Training diverged: an optimizer step's loss became NaN / infinite or exploded (training.trainer.
+    DivergenceGuard), so the configuration (learning rate, data) is unusable. The run stops and records no
+    results.json: its folder keeps config.yaml and metrics.jsonl, whose last line is the `"event": "diverged"`
+    record with the same message."""
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

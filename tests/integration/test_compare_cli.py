@@ -52,7 +52,7 @@ def test_compare_reuses_finished_runs(compared, capsys):
     out, argv, _ = compared
     before = json.loads((out / "results.json").read_text())["comparison"]["summary"]
     mtime = (out / "lp-ft-seed1" / "results.json").stat().st_mtime
-    assert main(argv) == 0
+    assert main([*argv, "--resume"]) == 0  # a non-empty --out is continued only when asked to
     assert (out / "lp-ft-seed1" / "results.json").stat().st_mtime == mtime
     after = json.loads((out / "results.json").read_text())["comparison"]["summary"]
     assert after == before

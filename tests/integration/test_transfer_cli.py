@@ -39,9 +39,9 @@ def test_transfer_grid_results_and_resume(tiny_model_dir, toy_csv, tmp_path, cap
     assert set(t["finding"]["gains"]) == {"under", "over"} and isinstance(t["finding"]["reproduces"], bool)
     assert (out / "report.html").is_file()
 
-    # A second call finds every finished run and only re-assembles the table.
+    # A second call with --resume finds every finished run and only re-assembles the table.
     start = time.perf_counter()
-    assert main(_argv(tiny_model_dir["bert"], toy_csv, out)) == 0
+    assert main([*_argv(tiny_model_dir["bert"], toy_csv, out), "--resume"]) == 0
     assert time.perf_counter() - start < 10
     again = json.loads((out / "results.json").read_text())["transfer"]
     assert again["summary"] == t["summary"]

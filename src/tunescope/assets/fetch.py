@@ -124,12 +124,12 @@ def asset_path(name: str) -> Path:
     return fetch(name)
 
 
-def _record_fingerprints(folder: Path, asset: Asset) -> str | None:
+def _record_fingerprints(folder: Path, asset: Asset, verified: bool = False) -> str | None:
     """Add the per-file fingerprints to a marker written before they existed; returns a problem or None.
 
-    The files are checked once in full against the marker's sha256 first, so a corruption that happened
-    before this upgrade is not recorded as the truth. A read-only cache is left as it is (it still loads,
-    checked by size and safetensors header only).
+    The files are checked once in full against the marker's sha256 first (unless `verified` says that was just
+    done), so a corruption that happened before this upgrade is not recorded as the truth. A read-only cache is
+    left as it is (it still loads, checked by size and safetensors header only).
     """
     info = _read_marker(folder)
     if info is None or info.get("file_ends"):
@@ -137,7 +137,7 @@ def _record_fingerprints(folder: Path, asset: Asset) -> str | None:
     if not os.access(folder, os.W_OK):
         log.debug("asset %s: %s is read-only; its file fingerprints are not recorded", asset.name, folder)
         return None
-    digests = info.get("file_sha256") or {}
+    digests = {} if verified else info.get("file_sha256") or {}
     for rel, digest in digests.items():
         if sha256_file(folder / rel) != digest:
             return f"file {rel!r} differs from its recorded sha256"
@@ -244,7 +244,7 @@ def fetch(name: str, force: bool = False, verify: bool = False) -> Path:
     folder = _entry_dir(asset)
     why = "a fresh copy was asked for (--force)" if force else _entry_problem(folder, asset, deep=verify)
     if why is None:
-        why = _record_fingerprints(folder, asset)
+        why = _record_fingerprints(folder, asset, verified=verify)
         if why is None:
             return folder
     where = _unwritable_folder(asset)

@@ -13,6 +13,8 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
 
 from tunescope import __version__
 from tunescope.errors import UserError
@@ -21,6 +23,7 @@ from tunescope.errors import UserError
 COMMAND_MODULES: tuple[str, ...] = (
     "tunescope.cli.commands.run",
     "tunescope.cli.commands.finetune",
+    "tunescope.cli.commands.sft",
     "tunescope.cli.commands.diagnose",
     "tunescope.cli.commands.transfer",
     "tunescope.cli.commands.assets",
@@ -36,8 +39,23 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated long options (subparsers inherit the class): otherwise `transfer --seed 3` would silently mean
+    `--seeds 3`, and a flag a command does not have would not be an error."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """Bad command line: ONE line on stderr and exit 2, like every other bad input. argparse would print its
+        usage block first; the message already names the bad value and what is accepted, and --help has the rest.
+        `--help` itself is untouched (it never calls error)."""
+        self.exit(2, f"tunescope: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tunescope",
         description="Diagnose-first fine-tuning of transformer models.",
     )
@@ -49,6 +67,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_out(args: argparse.Namespace) -> None:
+    """--out must name a folder this process can write: an existing file or a read-only place is refused now,
+    before any data or model is loaded, instead of failing with a traceback at the first write."""
+    out = getattr(args, "out", None)
+    if not out:
+        return
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"bad value {out!r} for --out: it is an existing file; expected a folder (a new one, or a "
+                        "run directory)")
+    existing = next(p for p in (path, *path.parents) if p.exists())  # '.' or '/' at the latest
+    if not existing.is_dir():
+        raise UserError(f"bad value {out!r} for --out: {str(existing)!r} is a file, not a folder; expected a folder "
+                        "path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"bad value {out!r} for --out: the folder {str(existing)!r} is not writable; expected a "
+                        "folder you can write in")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,8 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "handler", None):
         parser.print_help()
+        commands = ", ".join(m.rsplit(".", 1)[-1] for m in COMMAND_MODULES)  # each module is named as its command
+        print(f"tunescope: error: no COMMAND given; expected one of: {commands}", file=sys.stderr)
         return 2
     try:
+        _check_out(args)
         return int(args.handler(args) or 0)
     except UserError as e:
         print(f"tunescope: error: {e}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Options shared by the commands: --config, --out, --seed, --limit, --max-length, key=value overrides."""
+"""Options shared by the commands: --config, --out, --overwrite, --seed, --limit, --max-length, key=value overrides."""
 
 from __future__ import annotations
 
@@ -25,10 +25,14 @@ ALIASES: dict[str, tuple[str, ...]] = {
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, overrides: bool = True) -> None:
-    """--config FILE.yaml, --out DIR and trailing key=value overrides (every config-driven command has them)."""
+    """--config FILE.yaml, --out DIR, --overwrite and trailing key=value overrides (every config-driven command
+    has them)."""
     g = parser.add_argument_group("common options")
     g.add_argument("--config", metavar="FILE.yaml", help="YAML file of config values (key: value)")
-    g.add_argument("--out", metavar="DIR", help="run directory (default runs/<command>-<timestamp>)")
+    g.add_argument("--out", metavar="DIR", help="run directory (default runs/<command>-<timestamp>); a non-empty "
+                                                "one is refused unless resumed or --overwrite is given")
+    g.add_argument("--overwrite", action="store_true",
+                   help="delete the contents of a non-empty --out run directory before starting")
     if overrides:
         g.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. epochs=1")
 
@@ -87,9 +91,18 @@ def resolve_config(cls: type[C], args: argparse.Namespace, defaults: dict[str, A
 
 
 def make_run_dir(args: argparse.Namespace, name: str) -> Path:
-    """--out, or runs/<name>-<YYYYmmdd-HHMMSS> (a suffix is added if that exists)."""
+    """--out, or runs/<name>-<YYYYmmdd-HHMMSS> (a suffix is added if that exists).
+
+    A non-empty --out is refused here, before any work (UserError, exit 2), unless the command resumes it
+    (`--resume`) or `--overwrite` is given, which clears it now; the recipe checks again under its lock.
+    """
     if getattr(args, "out", None):
-        return Path(args.out)
+        from tunescope.experiments.rundir import RunDir, claim
+
+        path = Path(args.out)
+        claim(RunDir(path), resume=bool(getattr(args, "resume", False)),
+              overwrite=bool(getattr(args, "overwrite", False)))
+        return path
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from tunescope.errors import UserError
 

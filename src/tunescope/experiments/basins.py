@@ -1,9 +1,13 @@
 """The basins experiment (METHODS.md section 4, arXiv 2505.17646) at CPU scale.
 
     OMP_NUM_THREADS=1 .venv/bin/python -m tunescope.experiments.basins out=runs/basins [key=value ...]
+        [--resume | --overwrite]
+
+A non-empty `out` is refused unless `--resume` (continue: finished sub-runs made with the same settings are
+reused, an interrupted fine-tune is resumed from its last checkpoint) or `--overwrite` (clear it first).
 
 For each strategy (full, lora, sift if registered) and GO noise sigma (0 = plain training):
-1. fine-tune `model` on `data` (FinetuneConfig; GO via noise_sigma), skipped when the run exists;
+1. fine-tune `model` on `data` (FinetuneConfig; GO via noise_sigma), a sub-run OUT/<strategy>-go<sigma>/;
 2. `tunescope landscape` on the run directory: random (m), worst-case and sft directions, scope all
    (LoRA merged into its base), 1-D curves;
 3. pre-trained capability: a linear probe (standardised L2 logistic regression, sklearn) on a second task
@@ -16,16 +20,20 @@ Writes OUT/basins.json (one row per run + the pre-trained probe) and OUT/basins_
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from tunescope.config import Options, build_config, check, parse_overrides
+from tunescope.experiments.recipe import run_sub_run
+from tunescope.experiments.rundir import RunDir, run_lock
 from tunescope.io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -120,13 +128,10 @@ def _probe_batches(config: BasinsConfig, tokenizer):
 
 
 def _finetune(config: BasinsConfig, strategy: str, sigma: float, run_dir: Path) -> dict:
-    import json
-
+    """The fine-tuning sub-run of (strategy, sigma): reused when finished with these settings, else (re)run."""
     from tunescope.experiments.finetune import FinetuneConfig, finetune
     from tunescope.strategies import STRATEGIES
 
-    if (run_dir / "results.json").is_file():
-        return json.loads((run_dir / "results.json").read_text())
     lr = config.learning_rate_scale * STRATEGIES.get(strategy).default_learning_rate
     if strategy == "sift":
         lr = config.sift_learning_rate
@@ -134,35 +139,50 @@ def _finetune(config: BasinsConfig, strategy: str, sigma: float, run_dir: Path) 
                         learning_rate=lr, sift_rate=config.sift_rate,
                         limit=config.limit, max_length=config.max_length, batch_size=config.batch_size,
                         seed=config.seed, noise_sigma=sigma, feature_change=False)
-    return finetune(ft, run_dir, write_report=False)
+    return run_sub_run(RunDir(run_dir), ft, partial(finetune, ft, run_dir, write_report=False))
 
 
 def _landscape(config: BasinsConfig, run_dir: Path) -> dict:
-    import json
-
+    """The landscape sub-run RUN/landscape of a fine-tuned run: reused when finished with these settings."""
     from tunescope.experiments.landscape import LandscapeConfig, run_landscape
 
-    out = run_dir / "landscape"
-    if (out / "results.json").is_file():
-        return json.loads((out / "results.json").read_text())
+    out = RunDir(run_dir / "landscape")
     lc = LandscapeConfig(model=str(run_dir), directions=["random", "worst", "sft"],
                          num_directions=config.num_directions, worst_steps=config.worst_steps,
                          worst_batches=config.worst_batches, eval_examples=config.eval_examples,
                          eval_batch_size=48, max_length=config.max_length, limit=config.limit,
                          curve_points=config.curve_points, seed=config.seed)
-    return run_landscape(lc, out, write_report=True)
+
+    def measure(resume: bool, overwrite: bool) -> dict:
+        out.clear()  # a landscape has no checkpoints: an interrupted one starts over
+        return run_landscape(lc, out.path, write_report=True)
+
+    return run_sub_run(out, lc, measure)
 
 
-def run_basins(config: BasinsConfig) -> dict:
-    """Fine-tune, measure basins and probe capability for every (strategy, sigma); returns basins.json."""
+def run_basins(config: BasinsConfig, *, resume: bool = False, overwrite: bool = False) -> dict:
+    """Fine-tune, measure basins and probe capability for every (strategy, sigma); returns basins.json.
+
+    OUT (config.out) is locked for the run; a non-empty OUT is refused unless `resume` (finished sub-runs with the
+    same settings reused, an interrupted one resumed) or `overwrite` (cleared first).
+    """
+    rd = RunDir(Path(config.out))
+    with run_lock(rd):
+        rd.prepare(resume=resume, overwrite=overwrite)
+        rd.path.mkdir(parents=True, exist_ok=True)
+        (rd.path / "basins.json").unlink(missing_ok=True)  # an earlier attempt's results never describe this config
+        rd.write_config(config)
+        return _run_basins(config, rd.path)
+
+
+def _run_basins(config: BasinsConfig, out: Path) -> dict:
+    """The experiment itself, in the locked and prepared folder `out`."""
     from tunescope.experiments.diagnose import resolve_checkpoint
     from tunescope.models.load import load_classifier
     from tunescope.report.basins_figures import plot_basins
     from tunescope.strategies import STRATEGIES
 
     torch.set_num_threads(1)  # the shared CPU: one thread per process is the fastest per-core choice here
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     pre, tokenizer = load_classifier(config.model, 2)
     probe_train, probe_test = _probe_batches(config, tokenizer)
@@ -206,8 +226,14 @@ def run_basins(config: BasinsConfig) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config = build_config(BasinsConfig, parse_overrides(argv if argv is not None else sys.argv[1:]))
-    result = run_basins(config)
+    parser = argparse.ArgumentParser(prog="python -m tunescope.experiments.basins")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="BasinsConfig values, e.g. out=runs/b")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--resume", action="store_true", help="continue the experiment in `out`")
+    how.add_argument("--overwrite", action="store_true", help="clear a non-empty `out` first")
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+    config = build_config(BasinsConfig, parse_overrides(args.overrides))
+    result = run_basins(config, resume=args.resume, overwrite=args.overwrite)
     print(f"pre-trained probe accuracy ({config.probe_data}): {result['pretrained_probe_accuracy']:.4f}")
     for r in result["rows"]:
         print(f"{r['run']:>14}: acc {r['test_accuracy']:.3f}  random r {r['random_median_radius']:.4g}  "

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunescope.diagnostics.options import ProbeOptions
+from tunescope.experiments.preflight import preflight
 from tunescope.experiments.recipe import run_recipe
 from tunescope.experiments.rundir import RunDir
 from tunescope.tasks.options import TaskOptions
@@ -61,4 +62,7 @@ def diagnose_run(config: DiagnoseConfig, run_dir: str | Path, *, write_report: b
             found["against"] = config.against
         return {"model": config.model, "data": config.data, "seed": config.seed, "diagnostics": found}
 
+    # Both models checked on weightless copies first: a bad --against fails before the data and --model load.
+    preflight(config, model=resolve_checkpoint(config.model),
+              checkpoints={"--against": resolve_checkpoint(config.against) if config.against else None})
     return run_recipe("diagnose", config, run_dir, body, write_report=write_report)

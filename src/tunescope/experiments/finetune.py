@@ -75,36 +75,44 @@ def _save_logits(path: Path, logits: dict[str, tuple[np.ndarray, np.ndarray]]) -
 
 
 def finetune(config: FinetuneConfig, run_dir: str | Path, *, resume: bool = False, write_report: bool = True,
-             extra_addons: Sequence[TrainingAddon] = ()) -> dict:
+             extra_addons: Sequence[TrainingAddon] = (), overwrite: bool = False) -> dict:
     """Fine-tune `config.model` on `config.data` with `config.strategy`; returns the results dict.
 
     Writes RUN_DIR/config.yaml, metrics.jsonl, checkpoints/ (Trainer checkpoints + final/),
     logits.npz (validation and test logits), results.json and report.html, each atomically.
-    With `resume=True`, training continues from the newest checkpoint in RUN_DIR/checkpoints.
+    With `resume=True`, training continues from the newest complete checkpoint in RUN_DIR/checkpoints (from the
+    start when the run was stopped before its first one); a non-empty RUN_DIR is otherwise refused unless
+    `overwrite=True`, which clears it first.
     `extra_addons`: training add-ons of your own (training.addons.AddonBase), run after FINETUNE_ADDONS.
     """
-    from transformers.trainer_utils import get_last_checkpoint
-
     from tunescope.experiments.recipe import run_recipe
     from tunescope.experiments.rundir import RunDir
+    from tunescope.training.checkpoints import (
+        checkpoint_step,
+        latest_complete_checkpoint,
+    )
 
     rd = RunDir(Path(run_dir))
     checkpoint = None
     if resume:
-        checkpoint = get_last_checkpoint(str(rd.checkpoints)) if rd.checkpoints.is_dir() else None
-        if checkpoint is None:
-            raise UserError(f"nothing to resume in {str(rd.path)!r}: no checkpoint-* folder under checkpoints/")
-        log.info("resuming from %s", checkpoint)
+        found = latest_complete_checkpoint(rd.checkpoints)  # a half-written newest one falls back to the previous
+        if found is None and rd.saved_config() is None:
+            raise UserError(f"nothing to resume in {str(rd.path)!r}: no config.yaml and no complete checkpoint")
+        checkpoint = str(found) if found is not None else None
+        log.info("resuming from %s", checkpoint or "the start (stopped before its first checkpoint)")
     strategy = STRATEGIES.get(config.strategy)
     check_options(strategy, config, "finetune")
     addons = [*enabled_addons(FINETUNE_ADDONS, config), *extra_addons]
 
     def body(rd: RunDir) -> dict:
-        if not resume and is_main_process():
-            rd.metrics_file.unlink(missing_ok=True)
+        if is_main_process():  # the log holds what this run did: nothing past the step it continues from
+            if checkpoint is None:
+                rd.metrics_file.unlink(missing_ok=True)
+            else:
+                rd.trim_metrics(checkpoint_step(Path(checkpoint)))
         return _train_and_evaluate(config, rd, strategy, addons, checkpoint)
 
-    return run_recipe("finetune", config, rd, body, write_report=write_report)
+    return run_recipe("finetune", config, rd, body, write_report=write_report, resume=resume, overwrite=overwrite)
 
 
 def _train_and_evaluate(config: FinetuneConfig, rd, strategy, addons: list, checkpoint: str | None) -> dict:
@@ -148,6 +156,12 @@ def _train_and_evaluate(config: FinetuneConfig, rd, strategy, addons: list, chec
         _save_logits(rd.logits_file, logits)
     results["eval"] = {**evals["test"].metrics, "validation_accuracy": evals["validation"].metrics["accuracy"],
                        "accuracy_by_epoch": _accuracy_by_epoch(trainer.state.log_history)}
+    # The score beside the bar it must clear (majority class), and a warning when the model collapsed to one class.
+    checks = task.sanity_checks(loaded, evals["test"])
+    results["baseline"] = checks["baseline"]
+    results.setdefault("warnings", []).extend(checks["warnings"])
+    for warning in checks["warnings"]:
+        log.warning("%s", warning["message"])
     trainer.save_model(str(rd.final))
     for addon in addons:
         addon.after_train(run)

@@ -9,14 +9,11 @@ optional certified radius) -> results.json `basin` + report. The weights are nev
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunescope.config import save_config
 from tunescope.errors import UserError
 from tunescope.experiments.landscape_setup import SubjectOptions, is_run_dir
-from tunescope.io import atomic_write_json
 from tunescope.landscape.options import BasinOptions
 
 
@@ -30,32 +27,48 @@ class LandscapeConfig(BasinOptions, SubjectOptions):
                             "unless --model is a tunescope run directory")
 
 
-def run_landscape(config: LandscapeConfig, run_dir: str | Path, *, write_report: bool = True) -> dict:
-    """Measure the basin of `config.model`; writes RUN_DIR/config.yaml, results.json (`basin`), report.html."""
+def run_landscape(config: LandscapeConfig, run_dir: str | Path, *, write_report: bool = True,
+                  overwrite: bool = False) -> dict:
+    """Measure the basin of `config.model`; writes RUN_DIR/config.yaml, results.json (`basin`), report.html.
+
+    Runs through run_recipe: RUN_DIR is locked, and a non-empty one is refused unless `overwrite` (cleared first).
+    """
     from transformers import set_seed
 
     from tunescope.experiments.landscape_setup import load_subject
+    from tunescope.experiments.recipe import run_recipe
     from tunescope.landscape.basins import measure_basin
 
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.yaml")
-    start = time.perf_counter()
-    set_seed(config.seed)
-    subject = load_subject(config)
-    basin = measure_basin(subject.model, subject.scorer, subject.scope, config, base_params=subject.base_params,
-                          chance=subject.chance)
-    results = {"command": "landscape", "model": config.model, "data": subject.data_name, "seed": config.seed,
-               "score_kind": subject.scorer.kind, "basin": basin,
-               "wall_seconds": round(time.perf_counter() - start, 2)}
-    if subject.run:
-        results["run"] = {k: subject.run.get(k) for k in ("model", "strategy", "noise_sigma") if k in subject.run}
-    atomic_write_json(run_dir / "results.json", results)
-    if write_report:
-        from tunescope.report.html import build_report
+    _preflight(config)
 
-        build_report(run_dir)
-    return results
+    def body(_rd) -> dict:
+        set_seed(config.seed)
+        subject = load_subject(config)
+        basin = measure_basin(subject.model, subject.scorer, subject.scope, config, base_params=subject.base_params,
+                              chance=subject.chance)
+        results = {"command": "landscape", "model": config.model, "data": subject.data_name, "seed": config.seed,
+                   "score_kind": subject.scorer.kind, "basin": basin}
+        if subject.run:
+            results["run"] = {k: subject.run.get(k) for k in ("model", "strategy", "noise_sigma") if k in subject.run}
+        return results
+
+    return run_recipe("landscape", config, run_dir, body, write_report=write_report, overwrite=overwrite)
+
+
+def _preflight(config: LandscapeConfig) -> None:
+    """--model, --base and --scope checked on weightless copies before any data or weights load (preflight.py),
+    each given as load_subject will load it."""
+    from tunescope.experiments.diagnose import resolve_checkpoint
+    from tunescope.experiments.landscape_setup import is_causal_lm
+    from tunescope.experiments.preflight import preflight
+    from tunescope.models.load import resolve_model_source
+
+    model = resolve_checkpoint(config.model)
+    causal = is_causal_lm(resolve_model_source(model))
+    base = config.base if "sft" in config.directions else None
+    if base and not causal:
+        base = resolve_checkpoint(base)  # a classifier's base may be a run directory (load_subject does the same)
+    preflight(config, model=model, task="causal-lm" if causal else "classification", checkpoints={"--base": base})
 
 
 def summary_line(results: dict) -> str:

@@ -22,6 +22,7 @@ from tunescope.diagnostics.ntk import (
     split_parameters,
 )
 from tunescope.diagnostics.options import ProbeOptions
+from tunescope.experiments.preflight import preflight
 from tunescope.experiments.recipe import run_recipe
 from tunescope.experiments.rundir import RunDir
 from tunescope.io import atomic_write
@@ -96,6 +97,7 @@ def run_ntk(config: NTKConfig, run_dir: str | Path) -> dict:
 
     strategy = STRATEGIES.get(config.strategy)
     check_options(strategy, config, "ntk")
+    preflight(config)  # the strategy's LoRA / SIFT options against the model's structure, before loading
 
     def body(rd: RunDir) -> dict:
         task = load_task(config)

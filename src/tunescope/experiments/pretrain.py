@@ -33,7 +33,8 @@ from tunescope.data.lm import block_batches, load_or_train_tokenizer, pack_block
 from tunescope.diagnostics.jump import DisplacementCapture, JumpProfile
 from tunescope.errors import UserError
 from tunescope.experiments.recipe import run_recipe
-from tunescope.io import append_jsonl, atomic_write_json
+from tunescope.experiments.rundir import RunDir
+from tunescope.io import append_jsonl, atomic_write, atomic_write_json
 from tunescope.models.presets import (
     PRESETS,
     build_llama,
@@ -192,9 +193,33 @@ def _checkpoint_dir(out_dir: Path, step: int) -> Path:
     return out_dir / "checkpoints" / f"step-{step:06d}"
 
 
+def _is_resumable(folder: Path) -> bool:
+    """A checkpoint can be resumed from when its weights, optimizer state and state.json (written last, parsing)
+    are all there."""
+    if not ((folder / "model.safetensors").is_file() and (folder / "optimizer.pt").is_file()):
+        return False
+    try:
+        json.loads((folder / "state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _latest_resumable(out_dir: Path) -> Path | None:
-    found = sorted((out_dir / "checkpoints").glob("step-*/state.json"))
-    return found[-1].parent if found else None
+    """The newest resumable checkpoint (an incomplete newest one falls back to the previous), or None."""
+    found = sorted((out_dir / "checkpoints").glob("step-*"))
+    return next((folder for folder in reversed(found) if _is_resumable(folder)), None)
+
+
+def _save_resume_state(folder: Path, optimizer, state: dict) -> None:
+    """Write the optimizer state, then state.json (the marker that the checkpoint is resumable), each atomically;
+    only then drop the resume state of older checkpoints (marker first), so one resumable checkpoint always exists."""
+    atomic_write(folder / "optimizer.pt", lambda tmp: torch.save(optimizer.state_dict(), tmp))
+    atomic_write_json(folder / "state.json", state)
+    for old in (folder.parent).glob("step-*"):
+        if old != folder:
+            (old / "state.json").unlink(missing_ok=True)
+            (old / "optimizer.pt").unlink(missing_ok=True)
 
 
 def train_step(model, batch: dict, regularizer: JumpRegularizer) -> tuple[torch.Tensor, float, float | None]:
@@ -207,18 +232,29 @@ def train_step(model, batch: dict, regularizer: JumpRegularizer) -> tuple[torch.
     return loss.detach(), float(out.loss.detach()), tracked.penalty
 
 
-def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = False) -> dict:
-    """Run the pre-training recipe into `out_dir`; returns the results dict (also written to results.json)."""
-    return run_recipe("pretrain", config, out_dir, lambda rd: _pretrain(config, rd.path, resume))
+def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False) -> dict:
+    """Run the pre-training recipe into `out_dir`; returns the results dict (also written to results.json).
+
+    `resume`: continue from the newest resumable checkpoint (from the start when the run was stopped before its
+    first one); otherwise a non-empty `out_dir` is refused unless `overwrite`, which clears it first.
+    """
+    out = Path(out_dir)
+    if resume and not (out / "config.yaml").is_file() and _latest_resumable(out) is None:
+        raise UserError(f"nothing to resume in {str(out)!r}: no config.yaml and no resumable checkpoint")
+    return run_recipe("pretrain", config, out_dir, lambda rd: _pretrain(config, rd, resume), resume=resume,
+                      overwrite=overwrite)
 
 
-def _pretrain(config: PretrainConfig, out_dir: Path, resume: bool) -> dict:
+def _pretrain(config: PretrainConfig, rd: RunDir, resume: bool) -> dict:
     """The body of the recipe: tokenizer, packed blocks, the training loop with JREG / GO, checkpoints, probe."""
     start_time = time.time()
+    out_dir = rd.path
+    # The tokenizer is saved before the first checkpoint, so it is complete whenever a checkpoint is resumable.
+    last = _latest_resumable(out_dir) if resume else None
     corpus = load_corpus(config.data, text_column=config.text_column, seed=config.seed,
                          heldout_fraction=config.heldout_fraction, limit=config.limit)
     tok_dir = out_dir / "tokenizer"
-    if resume and (tok_dir / "tokenizer.json").exists():
+    if last is not None:
         tokenizer = PreTrainedTokenizerFast.from_pretrained(tok_dir)
     else:
         tokenizer = load_or_train_tokenizer(config.tokenizer, corpus.train, config.vocab_size)
@@ -243,10 +279,7 @@ def _pretrain(config: PretrainConfig, out_dir: Path, resume: bool) -> dict:
                      "block_size": config.max_length, "steps": config.steps, "checkpoints": []}
     metrics_path = out_dir / "metrics.jsonl"
     step = 0
-    if resume:
-        last = _latest_resumable(out_dir)
-        if last is None:
-            raise UserError(f"bad value {str(out_dir)!r} for --resume: no resumable checkpoint in it")
+    if last is not None:
         state = json.loads((last / "state.json").read_text())
         from safetensors.torch import load_model
 
@@ -256,9 +289,10 @@ def _pretrain(config: PretrainConfig, out_dir: Path, resume: bool) -> dict:
         step = state["step"]
         results["checkpoints"] = state["checkpoints"]
         results["wall_seconds_before_resume"] = state.get("wall_seconds", 0.0)
+        rd.trim_metrics(step)  # what the stopped attempt logged after this checkpoint is logged again
         log.info("resuming from %s (step %d)", last, step)
     elif metrics_path.exists():
-        metrics_path.unlink()  # a fresh run into an old folder: do not mix logs
+        metrics_path.unlink()  # a fresh start (or a resume stopped before its first checkpoint): no old logs
 
     def checkpoint(at: int) -> None:
         loss, profile = evaluate_heldout(model, held_blocks, config.batch_size)
@@ -267,17 +301,15 @@ def _pretrain(config: PretrainConfig, out_dir: Path, resume: bool) -> dict:
         results["checkpoints"].append(entry)
         append_jsonl(metrics_path, {"kind": "checkpoint", **entry})
         folder = _checkpoint_dir(out_dir, at)
+        (folder / "state.json").unlink(missing_ok=True)  # a re-save of this step is not resumable until complete
         model.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)
-        # Only the newest checkpoint keeps the (large) optimizer state needed to resume.
-        for old in (out_dir / "checkpoints").glob("step-*/optimizer.pt"):
-            if old.parent != folder:
-                old.unlink()
-                (old.parent / "state.json").unlink(missing_ok=True)
-        torch.save(optimizer.state_dict(), folder / "optimizer.pt")
-        atomic_write_json(folder / "state.json", {"step": at, "scheduler": scheduler.state_dict(),
-                                                  "checkpoints": results["checkpoints"],
-                                                  "wall_seconds": time.time() - start_time})
+        # Only the newest checkpoint keeps the (large) optimizer state needed to resume; the old one goes only
+        # once the new one is complete.
+        _save_resume_state(folder, optimizer, {"step": at, "scheduler": scheduler.state_dict(),
+                                               "checkpoints": results["checkpoints"],
+                                               "wall_seconds": time.time() - start_time
+                                               + results.get("wall_seconds_before_resume", 0.0)})
         log.info("step %d: held-out loss %.4f (ppl %.1f), zeta_L %.3f, J %.2f", at, loss, entry["heldout_ppl"],
                  profile.zeta_last, profile.J)
 

@@ -28,6 +28,7 @@ def run_config(config: FinetuneConfig) -> FinetuneConfig:
     return dataclasses.replace(config, **changes)
 
 
-def main_job(config: FinetuneConfig, run_dir: str | Path, *, resume: bool = False) -> dict:
-    """Diagnose, select, fine-tune and evaluate with `config` (see module docstring); returns results."""
-    return finetune(run_config(config), run_dir, resume=resume)
+def main_job(config: FinetuneConfig, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False) -> dict:
+    """Diagnose, select, fine-tune and evaluate with `config` (see module docstring); returns results.
+    `overwrite`: clear a non-empty `run_dir` first (else it is refused unless `resume`)."""
+    return finetune(run_config(config), run_dir, resume=resume, overwrite=overwrite)

@@ -18,6 +18,7 @@ from tunescope.diagnostics.sparsity import (
     block_weight_names,
     sparsity_from_grads,
 )
+from tunescope.experiments.preflight import preflight
 from tunescope.experiments.recipe import run_recipe
 from tunescope.tasks.options import TaskOptions
 
@@ -63,4 +64,5 @@ def run_sparsity(config: SparsityConfig, run_dir: str | Path) -> dict:
         result["examples"] = sum(len(b["labels"]) for b in batches)
         return {"model": config.model, "data": config.data, "seed": config.seed, "sparsity": result}
 
+    preflight(config, module_patterns={"targets": config.targets})  # before the data and weights load
     return run_recipe("sparsity", config, run_dir, body)

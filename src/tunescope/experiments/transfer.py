@@ -11,21 +11,26 @@
    and < 0 in UNDER, also reported against full FT).
 Hub pair of the paper: `--source stanfordnlp/sst2 --target cornell-movie-review-data/rotten_tomatoes
 --model bert-base-uncased`.
+
+Every run is a sub-run in OUT/source-<regime>/ or OUT/target-<regime>-<strategy>-s<seed>/. An interrupted
+experiment continues with `--resume`: finished sub-runs made with the same config are reused, an interrupted one
+is resumed from its last checkpoint (experiments.recipe.run_sub_run).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import statistics
-import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from tunescope.config import check, save_config
+from tunescope.config import check
 from tunescope.diagnostics.options import ProbeOptions
+from tunescope.experiments.recipe import run_recipe, run_sub_run
+from tunescope.experiments.rundir import RunDir
+from tunescope.io import read_jsonl
 from tunescope.tasks.options import ModelOptions
-from tunescope.io import atomic_write_json, read_jsonl
 
 log = logging.getLogger(__name__)
 REGIMES = ("under", "over")
@@ -91,28 +96,16 @@ def _final_train_loss(run_dir: Path) -> float | None:
     return None
 
 
-def _cached(run_dir: Path) -> dict | None:
-    """A finished run's results (so an interrupted experiment resumes where it stopped)."""
-    path = run_dir / "results.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _has_checkpoint(run_dir: Path) -> bool:
-    """An interrupted run left a Trainer checkpoint: continue it instead of starting over."""
-    return any((run_dir / "checkpoints").glob("checkpoint-*")) if (run_dir / "checkpoints").is_dir() else False
-
-
 def run_source(config: TransferConfig, regime: str, run_dir: Path) -> tuple[Path, dict]:
+    """The source model of one regime (a full fine-tune, reused or resumed as a sub-run) and its summary."""
     from tunescope.experiments.finetune import FinetuneConfig, finetune
 
     epochs = config.under_epochs if regime == "under" else config.over_epochs
-    results = _cached(run_dir)
-    if results is None:
-        ft = FinetuneConfig(model=config.model, data=config.source, strategy="full", epochs=epochs,
-                            batch_size=config.batch_size, max_length=config.max_length, limit=config.source_limit,
-                            seed=config.source_seed, save_total_limit=1, warmup_ratio=0.0 if regime == "under"
-                            else 0.06)
-        results = finetune(ft, run_dir, write_report=False, resume=_has_checkpoint(run_dir))
+    ft = FinetuneConfig(model=config.model, data=config.source, strategy="full", epochs=epochs,
+                        batch_size=config.batch_size, max_length=config.max_length, limit=config.source_limit,
+                        seed=config.source_seed, save_total_limit=1, warmup_ratio=0.0 if regime == "under"
+                        else 0.06)
+    results = run_sub_run(RunDir(run_dir), ft, partial(finetune, ft, run_dir, write_report=False))
     loss = _final_train_loss(run_dir)
     summary = {"regime": regime, "epochs": epochs, "train_loss_final": loss,
                "source_test_accuracy": results.get("eval", {}).get("accuracy")}
@@ -126,15 +119,14 @@ def run_source(config: TransferConfig, regime: str, run_dir: Path) -> tuple[Path
 
 
 def run_target(config: TransferConfig, source_ckpt: Path, strategy: str, seed: int, run_dir: Path) -> dict:
+    """One target run (reused or resumed as a sub-run) from the source checkpoint; its row of the table."""
     from tunescope.experiments.finetune import FinetuneConfig, finetune
 
-    results = _cached(run_dir)
-    if results is None:
-        ft = FinetuneConfig(model=str(source_ckpt), data=config.target, strategy=strategy,
-                            epochs=config.target_epochs, batch_size=config.batch_size, max_length=config.max_length,
-                            limit=config.target_limit, seed=seed, diagnose=True, probe_batches=config.probe_batches,
-                            probe_batch_size=config.probe_batch_size, save_total_limit=1)
-        results = finetune(ft, run_dir, write_report=False, resume=_has_checkpoint(run_dir))
+    ft = FinetuneConfig(model=str(source_ckpt), data=config.target, strategy=strategy,
+                        epochs=config.target_epochs, batch_size=config.batch_size, max_length=config.max_length,
+                        limit=config.target_limit, seed=seed, diagnose=True, probe_batches=config.probe_batches,
+                        probe_batch_size=config.probe_batch_size, save_total_limit=1)
+    results = run_sub_run(RunDir(run_dir), ft, partial(finetune, ft, run_dir, write_report=False))
     diag = results.get("diagnostics", {})
     return {"strategy": strategy, "seed": seed, "accuracy": results["eval"]["accuracy"],
             "trainable_params": results.get("trainable_params"), "total_params": results.get("total_params"),
@@ -174,12 +166,20 @@ def finding(summary: dict) -> dict:
             "criterion": "acc(lora-inflection) - acc(lora) > 0 after OVER and < 0 after UNDER"}
 
 
-def transfer(config: TransferConfig, run_dir: str | Path, *, write_report: bool = True) -> dict:
-    """Run (or resume) the whole grid; writes run_dir/results.json with `transfer.*` and returns it."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.yaml")
-    start = time.perf_counter()
+def transfer(config: TransferConfig, run_dir: str | Path, *, write_report: bool = True, resume: bool = False,
+             overwrite: bool = False) -> dict:
+    """Run the whole grid; writes run_dir/results.json with `transfer.*` and returns it.
+
+    `resume`: continue an interrupted experiment in `run_dir` (finished sub-runs reused, an interrupted one
+    resumed); `overwrite`: clear a non-empty `run_dir` first.
+    """
+    return run_recipe("transfer", config, run_dir, partial(_grid, config), write_report=write_report, resume=resume,
+                      overwrite=overwrite)
+
+
+def _grid(config: TransferConfig, rd: RunDir) -> dict:
+    """The body of the recipe: every source regime, then every (strategy, seed) on it; the summary."""
+    run_dir = rd.path
     sources, rows = {}, []
     for regime in config.regimes:
         ckpt, sources[regime] = run_source(config, regime, run_dir / f"source-{regime}")
@@ -190,13 +190,6 @@ def transfer(config: TransferConfig, run_dir: str | Path, *, write_report: bool 
                 rows.append({"regime": regime, **row})
                 log.info("%s / %s / seed %d: accuracy %.4f", regime, strategy, seed, row["accuracy"])
     summary = summarise(rows)
-    results = {"command": "transfer", "model": config.model, "data": f"{config.source} -> {config.target}",
-               "transfer": {"sources": sources, "runs": rows, "summary": summary, "finding": finding(summary)},
-               "wall_seconds": round(time.perf_counter() - start, 2)}
-    atomic_write_json(run_dir / "results.json", results)
-    if write_report:
-        from tunescope.report.html import build_report
-
-        build_report(run_dir)
-    return results
+    return {"command": "transfer", "model": config.model, "data": f"{config.source} -> {config.target}",
+            "transfer": {"sources": sources, "runs": rows, "summary": summary, "finding": finding(summary)}}
 

@@ -25,15 +25,41 @@ img{max-width:100%;display:block;margin:.6em 0}.muted{color:#777}.note{backgroun
 """
 
 
-def load_run(run_dir: Path) -> tuple[dict, dict, list[dict]]:
-    """(results, config, metrics records) of a run directory; UserError when it is not one."""
+RERUN = "rerun the command that made this run (its config.yaml holds the settings)"
+
+
+def load_results(run_dir: Path) -> dict:
+    """RUN_DIR/results.json as a dict; UserError naming the file when it is missing, truncated or not an object."""
     results_path = run_dir / "results.json"
     if not results_path.is_file():
         raise UserError(f"{str(run_dir)!r} is not a finished tunescope run: no results.json")
-    results = json.loads(results_path.read_text())
+    try:
+        results = json.loads(results_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"bad file {str(results_path)!r}: truncated or corrupt, not readable JSON ({e}); {RERUN}") \
+            from None
+    if not isinstance(results, dict):
+        raise UserError(f"bad file {str(results_path)!r}: holds a JSON {type(results).__name__}, expected the "
+                        f"object a finished run writes; {RERUN}")
+    return results
+
+
+def _load_config(run_dir: Path) -> dict:
+    """RUN_DIR/config.yaml as a dict ({} when absent); UserError naming the file when it does not parse."""
     config_path = run_dir / "config.yaml"
-    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
-    return results, config or {}, read_jsonl(run_dir / "metrics.jsonl")
+    if not config_path.is_file():
+        return {}
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise UserError(f"bad file {str(config_path)!r}: not readable YAML ({str(e).splitlines()[0]}); {RERUN}") \
+            from None
+    return config if isinstance(config, dict) else {}
+
+
+def load_run(run_dir: Path) -> tuple[dict, dict, list[dict]]:
+    """(results, config, metrics records) of a run directory; UserError when it is not one."""
+    return load_results(run_dir), _load_config(run_dir), read_jsonl(run_dir / "metrics.jsonl")
 
 
 def build_report(run_dir: str | Path) -> Path:

@@ -1,4 +1,4 @@
-"""HF Trainer wiring: arguments from FinetuneConfig, metrics log, NaN guard, strategy save/load hooks.
+"""HF Trainer wiring: arguments from FinetuneConfig, metrics log, divergence guard, strategy save/load hooks.
 
 Scale-out comes from the Trainer itself (accelerate: `accelerate launch -m tunescope finetune ...`
 runs DDP/FSDP; on a machine without an accelerator, `torchrun --nproc_per_node N -m tunescope finetune ...`
@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import ProgressCallback, Trainer, TrainerCallback, TrainingArguments
 
 from tunescope.errors import TrainingDivergedError
-from tunescope.io import append_jsonl
+from tunescope.io import append_jsonl, is_main_process
+from tunescope.training import checkpoints as ckpt
 from tunescope.training.evaluate import classification_metrics
 
 
@@ -30,26 +31,151 @@ class MetricsLogCallback(TrainerCallback):
             append_jsonl(self.path, {"step": state.global_step, "epoch": state.epoch, **logs})
 
 
-class DivergenceGuard(TrainerCallback):
-    """Stops training with a clear error (exit 2) when the training loss becomes NaN or infinite."""
+# A step whose loss exceeds EXPLOSION_FACTOR x the starting loss is an explosion: a healthy run's per-step loss
+# wanders around (and mostly below) where it started; it does not climb an order of magnitude and stay there.
+EXPLOSION_FACTOR = 10.0
+# ... and stay there: the run has diverged once EXPLOSION_PATIENCE optimizer steps in a row explode, or when it
+# ends exploded. A spike that recovers is not divergence: LP-FT's first full steps after a confident linear probe
+# jump from 0.07 to 50-80 nats and are back under the bar within 4 steps on the way to test accuracy 1.0
+# (tests/contract, lp-ft and lp-lora on tiny Llama), while a run at a learning rate that is truly too high stays
+# orders of magnitude up (1e5-1e6 nats at learning_rate=1e6) and never comes back.
+EXPLOSION_PATIENCE = 10
+# The starting loss = the mean loss of the first START_STEPS optimizer steps (one step alone is too noisy); an
+# early step that already explodes is checked against the steps before it and left out of the mean.
+START_STEPS = 3
+# The starting loss is never taken below the chance-level cross-entropy of two classes, ln 2: a run that starts
+# near zero (LP-FT after its probe, a resumed or already fine-tuned model) would otherwise be held to 10 x a tiny
+# number; with the floor the bar is at least 10 x ln 2 = 6.9 nats, a mean probability of the right class < 0.1%.
+MIN_START_LOSS = math.log(2)
 
-    def __init__(self, learning_rate: float):
-        self.learning_rate = learning_rate
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(loss):
-            raise TrainingDivergedError(
-                f"the training loss became {loss} at step {state.global_step}; lower learning_rate "
-                f"(now {self.learning_rate:g}) or check the data")
+def divergence_reason(loss: float, start: float | None, factor: float = EXPLOSION_FACTOR) -> str | None:
+    """What one step's loss says: "non-finite" when it is NaN or +-inf; "explosion" when
+    loss > factor * max(start, MIN_START_LOSS); None otherwise (`start`: the starting loss, None while unknown,
+    i.e. only the non-finite rule applies)."""
+    if not math.isfinite(loss):
+        return "non-finite"
+    if start is not None and loss > factor * max(start, MIN_START_LOSS):
+        return "explosion"
+    return None
+
+
+class DivergenceGuard:
+    """Stops training (TrainingDivergedError, exit 2) when an optimizer step's loss is NaN / inf (at once), or when
+    the loss has exploded (divergence_reason) for EXPLOSION_PATIENCE steps in a row or at the last step.
+
+    It sees every optimizer step (StrategyTrainer.training_step feeds it), not only the logged ones. On a resume
+    the starting loss is measured again from the first resumed steps. Under torchrun each process checks its own
+    share of the batch; when one process stops, the launcher stops the others.
+    """
+
+    def __init__(self, learning_rate: float, *, record_to: Path | None = None, factor: float = EXPLOSION_FACTOR,
+                 patience: int = EXPLOSION_PATIENCE, start_steps: int = START_STEPS):
+        self.learning_rate = learning_rate  # the configured (peak) learning rate, for the advice
+        self.record_to = Path(record_to) if record_to is not None else None
+        self.factor, self.patience, self.start_steps = factor, patience, start_steps
+        self.first_losses: list[float] = []  # the non-exploded losses among the first start_steps steps
+        self.steps_seen = 0
+        self.streak = 0  # exploded steps in a row, up to the current one
+
+    @property
+    def start(self) -> float | None:
+        """The starting loss: mean of first_losses; None before any step."""
+        return sum(self.first_losses) / len(self.first_losses) if self.first_losses else None
+
+    def observe(self, step: int, loss: float, learning_rate: float | None = None, *, last: bool = False) -> None:
+        """Check optimizer step `step` (1-based; `last`: the run's final step) with mean loss `loss`, trained at
+        `learning_rate`; raises TrainingDivergedError, after recording it in metrics.jsonl, when the run diverged."""
+        self.steps_seen += 1
+        reason = divergence_reason(loss, self.start, self.factor)
+        if reason is None:
+            self.streak = 0
+            if self.steps_seen <= self.start_steps:
+                self.first_losses.append(loss)
+            return
+        if reason == "explosion":
+            self.streak += 1
+            if self.streak < self.patience and not last:
+                return
+        message = self.message(step, loss, learning_rate, reason)
+        if self.record_to is not None and is_main_process():
+            # The last metrics.jsonl line says why the run has no results.json.
+            append_jsonl(self.record_to, {"step": step, "event": "diverged", "reason": reason,
+                                          "diverged_loss": loss if math.isfinite(loss) else str(loss),
+                                          "learning_rate": learning_rate, "message": message})
+        raise TrainingDivergedError(message)
+
+    def message(self, step: int, loss: float, learning_rate: float | None, reason: str) -> str:
+        """The one-line error: step, loss, learning rate, and what to do."""
+        if reason == "non-finite":
+            what = f"the loss became {loss}"
+        else:
+            run = f"{self.streak} steps in a row" if self.streak > 1 else "1 step"
+            what = (f"the loss {loss:.4g} is over {self.factor:g}x its starting value {self.start:.4g} "
+                    f"({run}{', to the end of training' if self.streak < self.patience else ''})")
+        at = f"learning rate {learning_rate:.3g} at that step, " if learning_rate is not None else ""
+        return (f"training diverged at step {step}: {what} ({at}configured learning_rate {self.learning_rate:g}); "
+                f"lower learning_rate (e.g. learning_rate={self.learning_rate / 10:g}) or check the data and labels; "
+                "no results were recorded")
 
 
 class StrategyTrainer(Trainer):
-    """A Trainer that lets a strategy decide how its weights are saved and restored (e.g. SIFT's sparse delta)."""
+    """A Trainer that lets a strategy decide how its weights are saved and restored (e.g. SIFT's sparse delta),
+    and that checks every optimizer step's loss with a DivergenceGuard."""
 
-    def __init__(self, *args, strategy=None, **kwargs):
+    def __init__(self, *args, strategy=None, divergence_guard: DivergenceGuard | None = None,
+                 batch_mean_loss: bool = False, **kwargs):
+        """batch_mean_loss: the model's loss is a mean over its batch that ignores `num_items_in_batch` (sequence
+        classification); leave it False for token losses normalised by the item count (causal-LM SFT)."""
         super().__init__(*args, **kwargs)
         self.strategy = strategy
+        self.divergence_guard = divergence_guard or DivergenceGuard(self.args.learning_rate)
+        if batch_mean_loss:
+            # A sequence-classification head returns CrossEntropyLoss(reduction="mean") over its batch and never
+            # reads `num_items_in_batch`, but its forward takes **kwargs, so the Trainer takes it for a token loss
+            # already divided by the global item count. It then (1) multiplies the loss by the number of processes
+            # (average_tokens_across_devices: undoing DDP's gradient averaging, right only for a sum / global
+            # count), so under torchrun with 2 processes the logged train / eval losses and the gradients were 2x,
+            # and (2) skips the division by the gradient-accumulation steps (GA micro-batch means were summed).
+            # Saying the model takes no loss kwargs makes the Trainer treat the loss as the per-batch mean it is:
+            # no item count is gathered or passed, no world-size factor, and it divides by the accumulation steps;
+            # DDP's averaging of the per-process gradients then gives the gradient of the global batch mean.
+            self.model_accepts_loss_kwargs = False
+        self._step_loss: torch.Tensor | None = None  # the current optimizer step's loss, summed over micro-batches
+        self._staging_root: str | None = None  # set while _save_checkpoint writes into the staging folder
+        if self.args.should_save:  # finish what a killed run left half-done: staging, trash, rotation
+            ckpt.tidy_checkpoints(self.args.output_dir, self.args.save_total_limit)
+
+    def _get_output_dir(self, trial) -> str:
+        # While a checkpoint is being saved the Trainer's own code writes it into the staging folder.
+        return self._staging_root or super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """Atomic checkpoints: the Trainer writes checkpoint-N into checkpoints/.staging, which is renamed into
+        place once complete (trainer_state.json written); only then are old checkpoints rotated away."""
+        run_dir = super()._get_output_dir(trial)
+        staging = Path(run_dir) / ckpt.STAGING_DIR
+        # (tunescope sets no metric_for_best_model, so the Trainer's best-checkpoint path is never needed here.)
+        self._staging_root = str(staging)
+        try:
+            super()._save_checkpoint(model, trial)  # its own rotation sees only the staging folder: a no-op
+        finally:
+            self._staging_root = None
+        if self.args.world_size > 1:  # every process has written its RNG state into the staged folder
+            self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            name = f"{ckpt.PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            final = Path(run_dir) / name
+            ckpt.publish_checkpoint(staging / name, final)
+            ckpt.rotate_checkpoints(run_dir, self.args.save_total_limit, final, self.state.best_model_checkpoint)
+
+    def _run_epoch(self, *args, **kwargs):
+        # Resumed from a checkpoint taken at max_steps in mid-epoch (a run killed after its last checkpoint), the
+        # Trainer would take one more optimizer step before its stop check; that run has nothing left to train.
+        if 0 < self.state.max_steps <= self.state.global_step:
+            self.control.should_training_stop = True
+            return None
+        return super()._run_epoch(*args, **kwargs)
 
     def _save(self, output_dir: str | None = None, state_dict=None):
         if self.strategy is not None and self.strategy.saves_own_checkpoints:
@@ -66,6 +192,34 @@ class StrategyTrainer(Trainer):
             self.strategy.load(model or self.model, Path(resume_from_checkpoint))
             return
         super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def training_step(self, model, inputs, num_items_in_batch=None) -> torch.Tensor:
+        """The Trainer's step, then the divergence check once per optimizer step.
+
+        The micro-batch losses the Trainer returns are each already divided by the accumulation steps, so their
+        sum is the optimizer step's mean loss. It is read to the host once per optimizer step, on the last
+        micro-batch (accelerate's sync_gradients), before the optimizer applies that step: a scalar the step has
+        computed anyway, no extra collective, no extra pass.
+        """
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self._step_loss = loss if self._step_loss is None else self._step_loss + loss
+        if self.accelerator.sync_gradients:
+            step_loss, self._step_loss = float(self._step_loss), None
+            step = self.state.global_step + 1
+            try:
+                self.divergence_guard.observe(step, step_loss, self._get_learning_rate(),
+                                              last=0 < self.state.max_steps <= step)
+            except TrainingDivergedError:
+                self._close_progress_bars()
+                raise
+        return loss
+
+    def _close_progress_bars(self) -> None:
+        # An open tqdm bar has no newline yet: the one-line error would be glued to its end.
+        for callback in self.callback_handler.callbacks:
+            if isinstance(callback, ProgressCallback) and callback.training_bar is not None:
+                callback.training_bar.close()
+                callback.training_bar = None
 
 
 def _compute_metrics(pred) -> dict[str, float]:
@@ -122,7 +276,8 @@ def build_trainer(model, tokenizer, tokenized: dict, collator, config, run_dir: 
         processing_class=tokenizer,
         compute_metrics=_compute_metrics,
         optimizers=(optimizer, None),
-        callbacks=[MetricsLogCallback(run_dir / "metrics.jsonl"), DivergenceGuard(learning_rate),
-                   *(callbacks or [])],
+        callbacks=[MetricsLogCallback(run_dir / "metrics.jsonl"), *(callbacks or [])],
         strategy=strategy,
+        divergence_guard=DivergenceGuard(learning_rate, record_to=run_dir / "metrics.jsonl"),
+        batch_mean_loss=True,  # classification: see StrategyTrainer.__init__
     )

@@ -11,6 +11,7 @@ import importlib
 COMMAND_CONFIGS: dict[str, str] = {
     "run": "tunescope.experiments.finetune:FinetuneConfig",
     "finetune": "tunescope.experiments.finetune:FinetuneConfig",
+    "sft": "tunescope.experiments.sft:SFTConfig",
     "compare": "tunescope.experiments.finetune:FinetuneConfig",
     "diagnose": "tunescope.experiments.diagnose:DiagnoseConfig",
     "transfer": "tunescope.experiments.transfer:TransferConfig",

@@ -15,6 +15,7 @@ def _int_list(text: str, flag: str) -> list[int]:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from tunescope.cli.commands.finetune import print_warnings
     from tunescope.cli.common import make_run_dir, resolve_config
     from tunescope.experiments.compare import format_table, run_compare
     from tunescope.experiments.finetune import FinetuneConfig
@@ -23,8 +24,9 @@ def _compare(args: argparse.Namespace) -> int:
     seeds = _int_list(args.seeds, "--seeds") if args.seeds else [args.seed if args.seed is not None else 0]
     base = resolve_config(FinetuneConfig, args, {"strategy": strategies[0]} if strategies else None)
     out = make_run_dir(args, "compare")
-    comparison = run_compare(base, strategies, seeds, out)
+    comparison = run_compare(base, strategies, seeds, out, resume=args.resume, overwrite=args.overwrite)
     print(format_table(comparison["comparison"]["summary"]))
+    print_warnings(comparison)  # each message names its run (OUT/<strategy>-seed<s>)
     print(f"report: {out / 'report.html'}")
     return 0
 
@@ -34,9 +36,11 @@ def register(sub) -> None:
     from tunescope.experiments.finetune import FinetuneConfig
 
     p = sub.add_parser("compare", help="run several strategies on the same data and seeds; one table + report",
-                       description="Fine-tune once per strategy and seed (runs in OUT/<strategy>-seed<s>/, reused "
-                                   "if finished) and compare accuracy, calibration, head norms, feature change "
-                                   "and the FT ratio.")
+                       description="Fine-tune once per strategy and seed (runs in OUT/<strategy>-seed<s>/; with "
+                                   "--resume, finished ones are reused and interrupted ones continued) and compare "
+                                   "accuracy, calibration, head norms, feature change and the FT ratio.")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the comparison in --out: reuse its finished runs, resume its interrupted one")
     p.add_argument("--strategies", required=True, help="comma-separated strategies, e.g. head,full,lora,lp-ft,lp-lora")
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default: --seed, or 0)")
     add_common_options(p)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from tunescope.cli.common import (
     add_common_options,
@@ -31,11 +32,30 @@ def load_finetune_config(args: argparse.Namespace):
     if getattr(args, "resume", False):
         if not args.out:
             raise UserError("--resume needs --out RUN_DIR (the run to continue)")
-        saved = make_run_dir(args, "") / "config.yaml"
+        saved = Path(args.out) / "config.yaml"
         if not saved.is_file():
             raise UserError(f"nothing to resume in {args.out!r}: no config.yaml")
         base = load_yaml(saved)
-    return resolve_config(FinetuneConfig, args, base)
+    config = resolve_config(FinetuneConfig, args, base)
+    if base and config.strategy != base.get("strategy"):
+        # Its checkpoints hold another strategy's weights and optimizer state: they cannot continue this one.
+        raise UserError(f"bad value {config.strategy!r} for --strategy: the run in {args.out!r} was made with "
+                        f"strategy {base.get('strategy')!r}; resume it without --strategy, or start a new run in "
+                        "another --out")
+    return config
+
+
+def baseline_note(results: dict) -> str:
+    """' (majority-class baseline 0.5000)' to print beside the test accuracy; '' when the run has none."""
+    baseline = results.get("baseline") or {}
+    return f" (majority-class baseline {baseline['accuracy']:.4f})" if "accuracy" in baseline else ""
+
+
+def print_warnings(results: dict) -> None:
+    """One stdout line 'warning: MESSAGE' per results.json warning (e.g. a collapse), so that a score is never
+    printed without what makes it untrustworthy."""
+    for warning in results.get("warnings") or []:
+        print(f"warning: {warning.get('message', warning.get('kind', ''))}")
 
 
 def _finetune(args: argparse.Namespace) -> int:
@@ -43,14 +63,16 @@ def _finetune(args: argparse.Namespace) -> int:
 
     config = load_finetune_config(args)
     run_dir = make_run_dir(args, f"finetune-{config.strategy}")
-    results = finetune(config, run_dir, resume=args.resume)
+    results = finetune(config, run_dir, resume=args.resume, overwrite=args.overwrite)
     from tunescope.io import is_main_process
 
     if not is_main_process():
         return 0
     ev = results.get("eval", {})
-    print(f"test accuracy {ev.get('accuracy', float('nan')):.4f}  nll {ev.get('nll', float('nan')):.4f}  "
+    print(f"test accuracy {ev.get('accuracy', float('nan')):.4f}{baseline_note(results)}  "
+          f"nll {ev.get('nll', float('nan')):.4f}  "
           f"trainable {results.get('trainable_params', 0):,} / {results.get('total_params', 0):,}")
+    print_warnings(results)
     print(f"report: {run_dir / 'report.html'}")
     return 0
 

@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+
+def _saved_config(args: argparse.Namespace) -> dict:
+    """On --resume, the run's saved config.yaml: the base the given flags override (so the run continues with the
+    settings it was started with, not the defaults); {} otherwise."""
+    from tunescope.config import load_yaml
+    from tunescope.errors import UserError
+
+    if not args.resume:
+        return {}
+    if not args.out:
+        raise UserError("bad value None for --out: --resume needs the run directory to continue (--out DIR)")
+    saved = Path(args.out) / "config.yaml"
+    if not saved.is_file():
+        raise UserError(f"nothing to resume in {args.out!r}: no config.yaml")
+    return load_yaml(saved)
 
 
 def _pretrain(args: argparse.Namespace) -> int:
     from tunescope.cli.common import make_run_dir, resolve_config
-    from tunescope.errors import UserError
     from tunescope.experiments.pretrain import PretrainConfig, pretrain
 
-    if args.resume and not args.out:
-        raise UserError("bad value None for --out: --resume needs the run directory to continue (--out DIR)")
-    config = resolve_config(PretrainConfig, args)
+    config = resolve_config(PretrainConfig, args, _saved_config(args))
     out = make_run_dir(args, "pretrain")
-    res = pretrain(config, out, resume=args.resume)
+    res = pretrain(config, out, resume=args.resume, overwrite=args.overwrite)
     print(f"pre-trained {res['model']} ({res['total_params']:,} parameters) on {res['data']} for "
           f"{res['steps']} steps, JREG lambda {res['jreg']['lambda']} ({res['jreg']['form']})")
     print(f"{'step':>6}{'held-out loss':>15}{'ppl':>10}{'Psi_L':>9}{'zeta_L':>9}{'J':>8}")

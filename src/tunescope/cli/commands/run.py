@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from tunescope.cli.commands.finetune import add_finetune_options, load_finetune_config
+from tunescope.cli.commands.finetune import (
+    add_finetune_options,
+    baseline_note,
+    load_finetune_config,
+    print_warnings,
+)
 from tunescope.cli.common import make_run_dir
 
 
@@ -13,10 +18,11 @@ def _run(args: argparse.Namespace) -> int:
 
     config = load_finetune_config(args)
     run_dir = make_run_dir(args, "run")
-    results = main_job(config, run_dir, resume=args.resume)
+    results = main_job(config, run_dir, resume=args.resume, overwrite=args.overwrite)
     ev = results.get("eval", {})
-    print(f"{config.model} on {config.data} with {results.get('strategy', config.strategy)}: test accuracy {ev.get('accuracy', 0):.4f}, "
-          f"{results.get('wall_seconds', 0):.0f} s")
+    print(f"{config.model} on {config.data} with {results.get('strategy', config.strategy)}: test accuracy "
+          f"{ev.get('accuracy', 0):.4f}{baseline_note(results)}, {results.get('wall_seconds', 0):.0f} s")
+    print_warnings(results)
     print(f"report: {(run_dir / 'report.html').resolve()}")
     return 0
 

@@ -14,7 +14,7 @@ def _transfer(args: argparse.Namespace) -> int:
         defaults = {"source_limit": args.limit, "target_limit": args.limit}
     config = resolve_config(TransferConfig, args, defaults)
     run_dir = make_run_dir(args, "transfer")
-    results = transfer(config, run_dir)
+    results = transfer(config, run_dir, resume=args.resume, overwrite=args.overwrite)
     t = results["transfer"]
     for regime, src in t["sources"].items():
         note = {True: " (saturated)", False: " (NOT saturated)"}.get(src.get("saturated"), "")
@@ -42,4 +42,6 @@ def register(sub) -> None:
     add_config_flags(p, TransferConfig)
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="cap examples per split of both tasks (sets source_limit and target_limit)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the experiment in --out: reuse its finished runs, resume its interrupted one")
     p.set_defaults(handler=_transfer)

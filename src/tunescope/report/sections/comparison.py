@@ -10,8 +10,8 @@ from tunescope.report.plots import figure_html, new_figure
 from tunescope.report.sections import register_section
 from tunescope.report.tables import table
 
-COLUMNS = ("accuracy", "ece", "ece_after_ts", "nll", "temperature", "head_norm_after_lp", "head_norm_after_ft",
-           "feature_cosine", "feature_l2", "ft_ratio", "trainable_params")
+COLUMNS = ("accuracy", "baseline_accuracy", "ece", "ece_after_ts", "nll", "temperature", "head_norm_after_lp",
+           "head_norm_after_ft", "feature_cosine", "feature_l2", "ft_ratio", "trainable_params")
 PLOTS = (("accuracy", "test accuracy"), ("ece", "ECE before / after TS"), ("head_norm_after_lp", "head norm"),
          ("feature_l2", "feature change (mean L2)"), ("ft_ratio", "FT ratio"))
 
@@ -59,7 +59,9 @@ def comparison(results: dict, run_dir: Path) -> str | None:
         if any(e.get(col) is not None for e in summary):
             out += figure_html(bar_figure(summary, col, title), title)
     runs = comp.get("runs", [])
-    out += "<h3>Runs</h3>" + table(("run", "strategy", "seed", "accuracy", "ece", "ece_after_ts", "feature_l2"),
-                                   [(r.get("run_dir"), r["strategy"], r["seed"], r.get("accuracy"), r.get("ece"),
-                                     r.get("ece_after_ts"), r.get("feature_l2")) for r in runs])
+    out += "<h3>Runs</h3>" + table(("run", "strategy", "seed", "accuracy", "baseline_accuracy", "ece",
+                                    "ece_after_ts", "feature_l2", "warnings"),
+                                   [(r.get("run_dir"), r["strategy"], r["seed"], r.get("accuracy"),
+                                     r.get("baseline_accuracy"), r.get("ece"), r.get("ece_after_ts"),
+                                     r.get("feature_l2"), ", ".join(r.get("warnings") or []) or "-") for r in runs])
     return out
