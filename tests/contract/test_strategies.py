@@ -53,6 +53,7 @@ def test_strategy_contract(strategy, overrides, arch, tiny_model_dir, toy_csv, t
                             logging_steps=2, warmup_ratio=0.0, lora_dropout=0.0, **settings)
     results = finetune(config, tmp_path, write_report=False, extra_addons=[capture_run])
     run = capture_run.run
+    assert results.model is run.model and results.trainer is run.trainer  # the notebook API hands both back
 
     # 1. the loss falls on the learnable toy task (`head` = LP alone takes no gradient step: its probe must fit)
     if not STRATEGIES.get(strategy).trains:

@@ -104,7 +104,7 @@ def _long_prompts(n: int) -> list[dict]:
     ("completion", _empty_completion, (), "marked", "empty completion"),
     ("template", messages_rows, (), "no-template", "has no chat template"),
     ("too-long", _long_prompts, (), "marked", "raise --max-length"),
-    ("label", messages_rows, ("--label-column", "x"), "marked", "SFT data has no labels"),
+    ("label", messages_rows, ("label_column=x",), "marked", "SFT data has no labels"),
 ])
 def test_bad_input_exits_2_with_one_line(tiny_llama, tmp_path, capsys, name, rows, extra, model, message):
     data = _bad_rows(tmp_path / f"{name}.jsonl", rows(20))

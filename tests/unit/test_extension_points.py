@@ -150,3 +150,30 @@ def test_rundir_reuses_only_a_matching_finished_run(tmp_path):
     other = dataclasses.replace(config, probe_batches=5)
     with pytest.raises(UserError, match="probe_batches: 3 -> 5"):
         run_recipe("diagnose", other, tmp_path / "a", body, reuse=True, write_report=False)
+
+
+def test_results_carry_their_provenance(tmp_path):
+    from datetime import datetime
+
+    from tunescope.provenance import SCHEMA_VERSION, set_command_line
+
+    set_command_line(["diagnose", "--probe-batches", "3"])
+    results = run_recipe("diagnose", config_class("diagnose")(), tmp_path / "p", lambda rd: {}, write_report=False)
+    saved = RunDir(tmp_path / "p").read_results()
+    assert saved == results
+    assert saved["schema_version"] == SCHEMA_VERSION
+    assert {"torch", "transformers", "peft", "tunescope"} <= set(saved["versions"])
+    assert saved["command_line"] == "tunescope diagnose --probe-batches 3"
+    assert datetime.fromisoformat(saved["started_at"]).tzinfo is not None
+
+
+def test_report_to_is_a_checked_training_option():
+    assert FinetuneConfig().report_to == ["none"]
+    with pytest.raises(UserError, match="report_to"):
+        build_config(FinetuneConfig, {"report_to": "nosuchlogger"})
+    from transformers.integrations import get_available_reporting_integrations
+
+    missing = [n for n in ("tensorboard", "wandb", "mlflow") if n not in get_available_reporting_integrations()]
+    if missing:  # a known integration that is not installed says how to install it
+        with pytest.raises(UserError, match=f"pip install {missing[0]}"):
+            build_config(FinetuneConfig, {"report_to": missing[0]})

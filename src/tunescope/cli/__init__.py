@@ -18,6 +18,7 @@ from typing import NoReturn
 
 from tunescope import __version__
 from tunescope.errors import UserError
+from tunescope.provenance import set_command_line
 
 # One line per subcommand module; order = order in `tunescope --help`.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -89,6 +90,8 @@ def _check_out(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with `argv` (default sys.argv[1:]); returns the exit code instead of exiting."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    set_command_line(argv)  # results.json records the command that made it
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

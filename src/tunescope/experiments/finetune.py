@@ -27,7 +27,7 @@ from tunescope.strategies.lora import LoraOptions
 from tunescope.strategies.sift.config import SiftOptions
 from tunescope.tasks import TASKS
 from tunescope.tasks.options import TaskOptions
-from tunescope.training.addons import RunState, TrainingAddon, enabled_addons
+from tunescope.training.addons import AddonBase, RunState, TrainingAddon, enabled_addons
 from tunescope.training.noise import NoiseOptions
 from tunescope.training.options import TrainingOptions
 
@@ -75,8 +75,9 @@ def _save_logits(path: Path, logits: dict[str, tuple[np.ndarray, np.ndarray]]) -
 
 
 def finetune(config: FinetuneConfig, run_dir: str | Path, *, resume: bool = False, write_report: bool = True,
-             extra_addons: Sequence[TrainingAddon] = (), overwrite: bool = False) -> dict:
-    """Fine-tune `config.model` on `config.data` with `config.strategy`; returns the results dict.
+             extra_addons: Sequence[TrainingAddon] = (), overwrite: bool = False) -> FinetuneResults:
+    """Fine-tune `config.model` on `config.data` with `config.strategy`; returns the results dict (a
+    FinetuneResults: also `.model` and `.trainer`).
 
     Writes RUN_DIR/config.yaml, metrics.jsonl, checkpoints/ (Trainer checkpoints + final/),
     logits.npz (validation and test logits), results.json and report.html, each atomically.
@@ -104,15 +105,38 @@ def finetune(config: FinetuneConfig, run_dir: str | Path, *, resume: bool = Fals
     check_options(strategy, config, "finetune")
     addons = [*enabled_addons(FINETUNE_ADDONS, config), *extra_addons]
 
+    keep = KeepRun()  # the trained model and Trainer, handed back beside the results
+
     def body(rd: RunDir) -> dict:
         if is_main_process():  # the log holds what this run did: nothing past the step it continues from
             if checkpoint is None:
                 rd.metrics_file.unlink(missing_ok=True)
             else:
                 rd.trim_metrics(checkpoint_step(Path(checkpoint)))
-        return _train_and_evaluate(config, rd, strategy, addons, checkpoint)
+        return _train_and_evaluate(config, rd, strategy, [*addons, keep], checkpoint)
 
-    return run_recipe("finetune", config, rd, body, write_report=write_report, resume=resume, overwrite=overwrite)
+    results = run_recipe("finetune", config, rd, body, write_report=write_report, resume=resume, overwrite=overwrite)
+    return FinetuneResults(results, model=keep.model, trainer=keep.trainer)
+
+
+class KeepRun(AddonBase):
+    """The last add-on of every run: keeps the trained model and the Trainer for `FinetuneResults`."""
+
+    name = "keep-run"
+    model = None
+    trainer = None
+
+    def after_train(self, run: RunState) -> None:
+        self.model, self.trainer = run.model, run.trainer
+
+
+class FinetuneResults(dict):
+    """The results dict (as written to results.json), plus `.model` (the trained model, e.g. a PeftModel) and
+    `.trainer` (the HF Trainer) for notebooks: `r = finetune(...); r["eval"]["accuracy"]; r.model`."""
+
+    def __init__(self, results: dict, *, model=None, trainer=None):
+        super().__init__(results)
+        self.model, self.trainer = model, trainer
 
 
 def _train_and_evaluate(config: FinetuneConfig, rd, strategy, addons: list, checkpoint: str | None) -> dict:
@@ -154,7 +178,7 @@ def _train_and_evaluate(config: FinetuneConfig, rd, strategy, addons: list, chec
     run.extras["logits"] = logits
     if is_main_process():
         _save_logits(rd.logits_file, logits)
-    results["eval"] = {**evals["test"].metrics, "validation_accuracy": evals["validation"].metrics["accuracy"],
+    results["eval"] = {"split": "test", **evals["test"].metrics, "validation_accuracy": evals["validation"].metrics["accuracy"],
                        "accuracy_by_epoch": _accuracy_by_epoch(trainer.state.log_history)}
     # The score beside the bar it must clear (majority class), and a warning when the model collapsed to one class.
     checks = task.sanity_checks(loaded, evals["test"])

@@ -27,6 +27,7 @@ from typing import Any
 from tunescope.errors import UserError
 from tunescope.experiments.rundir import RunDir, config_difference, run_lock
 from tunescope.io import is_main_process
+from tunescope.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,11 @@ def _run_locked(command: str, config: Any, run_dir: RunDir, body: Callable[[RunD
     if main and save_config:
         run_dir.discard_results()  # an earlier attempt's results must never sit beside this config
         run_dir.write_config(config)
-    start = time.perf_counter()
+    start, origin = time.perf_counter(), provenance()
     results = body(run_dir)
     results.setdefault("command", command)
+    for key, value in origin.items():  # schema_version, versions, command_line, started_at
+        results.setdefault(key, value)
     # A resumed run reports its whole time: the body may say how long the run had taken before the resume.
     results["wall_seconds"] = round(time.perf_counter() - start + results.pop("wall_seconds_before_resume", 0.0), 2)
     if main:

@@ -47,9 +47,11 @@ class SFTConfig(NoiseOptions, SiftOptions, ProbeOptions, LoraOptions, TrainingOp
     model: str = "smollm2-135m"
     """Model: a decoder (causal LM): a named asset (smollm2-135m), a local folder, or a hub id."""
     data: str = "quartz"
-    """SFT data: a named asset (quartz) or a local jsonl/json/csv/parquet file with a `messages` column, `prompt` + `completion` columns, or a text column (optional `choices`: candidate answers)."""
+    """SFT data: a named asset (quartz) or a local jsonl/json/csv/parquet file with a `messages` column,
+    `prompt` + `completion` columns, or a text column (optional `choices`: candidate answers)."""
     max_length: int = 256
-    """Maximum tokens per sequence: a longer completion is cut; an example whose prompt fills it is dropped (counted in results.json)."""
+    """Maximum tokens per sequence: a longer completion is cut; an example whose prompt fills it is dropped
+    (counted in results.json)."""
     strategy: str = "lora"
     """Fine-tuning strategy: full, lora, lora-inflection or sift (the classification-head ones are refused)."""
     completion_only_loss: bool = True

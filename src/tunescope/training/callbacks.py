@@ -5,8 +5,11 @@ Usable in any transformers Trainer (not only tunescope's):
     probe = probe_batches(tokenized["train"], tokenizer, batch_size=16, num_batches=2, seed=0)
     cb = DiagnosticsCallback(probe, every_n_steps=50, metrics=["attn_entropy", "act_grad_norm"])
     trainer = Trainer(model=model, args=args, train_dataset=train, callbacks=[cb])
-    cb.attach(trainer)   # optional: moves it ahead of TensorBoard / W&B so they see the keys too
     trainer.train()      # logs diag/layer_00/attn_entropy, diag/layer_00/act_grad_norm, ...
+
+The keys reach TensorBoard / W&B / MLflow without any extra call: when the Trainer first calls this callback
+(on_init_end / on_train_begin) it moves itself ahead of the reporting integrations in the Trainer's callback list
+(`attach(trainer)` does the same explicitly).
 
 Every `every_n_steps` optimizer steps (main process only) it runs one forward + backward over the fixed probe
 batches with `torch.autograd.grad` (the training step's gradients and optimizer state are not touched), asks the
@@ -17,6 +20,7 @@ all recorded ones), so a newly registered metric is logged without an edit here.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 
@@ -53,11 +57,38 @@ class DiagnosticsCallback(TrainerCallback):
 
     def attach(self, trainer) -> DiagnosticsCallback:
         """Place this callback right after DefaultFlowCallback, before the reporting integrations."""
-        callbacks = trainer.callback_handler.callbacks
+        self._move_first(trainer.callback_handler.callbacks)
+        return self
+
+    def _move_first(self, callbacks: list) -> None:
+        # on_log runs the callbacks in list order: a reporter (TensorBoardCallback, WandbCallback ...) placed
+        # before us would write its log entry before our diag/ keys are in it.
         if self in callbacks:
             callbacks.remove(self)
         callbacks.insert(min(1, len(callbacks)), self)
-        return self
+
+    def _attach_to_caller(self) -> None:
+        """Find the CallbackHandler that is calling us (two frames up: call_event -> on_*) and move ahead."""
+        from transformers.trainer_callback import CallbackHandler
+
+        frame = inspect.currentframe()
+        try:
+            for _ in range(6):
+                frame = frame.f_back if frame is not None else None
+                handler = frame.f_locals.get("self") if frame is not None else None
+                if isinstance(handler, CallbackHandler):
+                    self._move_first(handler.callbacks)
+                    return
+        finally:
+            del frame
+
+    def on_init_end(self, args, state, control, **kwargs):
+        self._attach_to_caller()
+        return control
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._attach_to_caller()
+        return control
 
     def measure(self, model, step: int) -> dict[str, float]:
         rows, _ = layer_diagnostics(model, self.probe_batches, metrics=self.metrics)

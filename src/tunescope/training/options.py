@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tunescope.config import Options, check
 
@@ -35,6 +35,8 @@ class TrainingOptions(Options):
     """Checkpoint every N steps (default: at the end of every epoch)."""
     save_total_limit: int = 2
     """How many checkpoints to keep (the newest)."""
+    report_to: list[str] = field(default_factory=lambda: ["none"])
+    """Where the Trainer also logs: none, or any installed integration the Trainer supports (tensorboard, wandb, mlflow, trackio, ...)."""
 
     def validate(self) -> None:
         check(self.epochs > 0, "epochs", self.epochs, "a positive number")
@@ -55,3 +57,21 @@ class TrainingOptions(Options):
 
         schedulers = [s.value for s in SchedulerType]
         check(self.lr_scheduler in schedulers, "lr_scheduler", self.lr_scheduler, "one of " + ", ".join(schedulers))
+        self._check_report_to()
+
+    def _check_report_to(self) -> None:
+        """Known integration names, installed; `none` alone (the Trainer reads "none" as no reporting)."""
+        from transformers.integrations import get_available_reporting_integrations
+        from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+        names = [n.strip() for n in self.report_to if n.strip()] or ["none"]
+        if names == ["none"]:
+            self.report_to = names
+            return
+        installed = get_available_reporting_integrations()
+        for name in names:
+            check(name in INTEGRATION_TO_CALLBACK, "report_to", name,
+                  "none or one of " + ", ".join(sorted(INTEGRATION_TO_CALLBACK)))
+            check(name in installed, "report_to", name,
+                  f"an installed integration (installed: {', '.join(installed) or 'none'}; pip install {name})")
+        self.report_to = names

@@ -252,7 +252,7 @@ def training_arguments(config, output_dir: Path, learning_rate: float, has_eval:
         save_total_limit=config.save_total_limit,
         seed=config.seed,
         data_seed=config.seed,
-        report_to="none",
+        report_to=list(getattr(config, "report_to", ["none"])),
         dataloader_num_workers=0,
         remove_unused_columns=False,
         label_names=["labels"],

@@ -17,7 +17,8 @@ def _summary(results: dict) -> list[str]:
                      f"{ev['task_accuracy_loglik']:.4f}  ({ev['task_examples']:,} questions)")
     before = results.get("eval_before")
     if before:
-        text = f"before training: test loss {before['loss']:.4f}  mean token accuracy {before['mean_token_accuracy']:.4f}"
+        text = (f"before training: test loss {before['loss']:.4f}  mean token accuracy "
+                f"{before['mean_token_accuracy']:.4f}")
         if "task_accuracy_loglik" in before:
             text += (f"  task accuracy generate {before['task_accuracy_generate']:.4f}  log-likelihood "
                      f"{before['task_accuracy_loglik']:.4f}")
@@ -52,5 +53,5 @@ def register(sub) -> None:
                                    "pairs or text, with trl's SFTTrainer and a strategy: full, lora, lora-inflection "
                                    "or sift. The loss is on the completion tokens.")
     add_common_options(p)
-    add_config_flags(p, SFTConfig)
+    add_config_flags(p, SFTConfig, skip=("label_column",))  # SFT data has no labels (validate() says so)
     p.set_defaults(handler=_sft)
