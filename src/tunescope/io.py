@@ -92,3 +92,8 @@ def is_main_process() -> bool:
     """True in a single process, and in process 0 of a torchrun / accelerate launch (which set RANK): the only
     process that writes run files."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def quiet() -> bool:
+    """True under `tunescope -q` (or TUNESCOPE_QUIET=1): no progress bars anywhere."""
+    return os.environ.get("TUNESCOPE_QUIET") == "1"

@@ -5,9 +5,9 @@ training: bad data stops `load_classification` before a model is loaded, bad val
 few rows that load a model load the tiny BERT of `tiny_model_dir`. The whole file runs in well under a minute.
 
 Placeholders in argv: `{tmp}` (this test's folder), `{toy}` (a valid toy csv), `{bert}` (a tiny BERT checkpoint),
-`@NAME` (tmp_path/NAME, written from FILES below, or built by BUILDERS for the model / run-folder rows). Rows marked `FAILS_TODAY` are bad inputs that do not yet give
-exactly one clean line, because of code outside the data / asset modules; the mark is strict, so a row that starts
-passing must lose it.
+`@NAME` (tmp_path/NAME, written from FILES below, or built by BUILDERS for the model and run-folder rows). Rows
+marked `FAILS_TODAY` are bad inputs that do not yet give exactly one clean line, because of code outside the data /
+asset modules; the mark is strict, so a row that starts passing must lose it.
 """
 
 from __future__ import annotations
@@ -82,14 +82,6 @@ FAILS_TODAY = "fails today outside the data/asset modules (see the comment on th
 def fails_today(reason: str):
     """Mark a row that does not yet give one clean error line because of code outside data/ and assets/."""
     return pytest.mark.xfail(strict=True, reason=f"{FAILS_TODAY}: {reason}")
-
-
-# experiments/preflight.py checks these before loading; the fine-tuning recipe calls it once the lead wires
-# `preflight(config)` into experiments/finetune.py (then delete this mark from its rows).
-PREFLIGHT_NOT_IN_FINETUNE = fails_today("experiments/finetune.py does not call experiments.preflight yet")
-# cli/commands/finetune.py compares only the strategy with the saved config on --resume (the lead's patch compares
-# every saved key; then delete this mark from its row).
-RESUME_CHECKS_STRATEGY_ONLY = fails_today("--resume accepts a value that differs from the saved config")
 
 
 def row(argv: str, fragment: str, *, id: str, marks=()):
@@ -245,12 +237,10 @@ TABLE = [
     row("nosuchcommand", "invalid choice: 'nosuchcommand'", id="argparse-unknown-command"),
     row("assets nope", "invalid choice: 'nope'", id="argparse-assets-subcommand"),
     row("", "no COMMAND given; expected one of: run, finetune", id="no-command"),
-    # Checked only after the model is loaded and the data tokenised: the progress bars of transformers ("Loading
-    # weights", models/load.py) and datasets ("tokenising <split>", data/tokenize.py) come first on stderr. The fix
-    # belongs in the recipes (experiments/, strategies/): validate these values before loading anything.
+    # Model-dependent values, checked on the weightless model before any data or weights load
+    # (experiments/preflight.py); they used to fail after loading, behind progress bars.
     row("finetune --model {bert} --data {toy} --strategy lora-inflection --layers 99",
-        "bad value [99] for layers: expected block indices in 0..3", id="finetune-layers-out-of-range",
-        marks=PREFLIGHT_NOT_IN_FINETUNE),
+        "bad value [99] for layers: expected block indices in 0..3", id="finetune-layers-out-of-range"),
     row("diagnose --model {bert} --data {toy} --limit 8 --probe-batches 1 --against @nowhere",
         "model path '{tmp}/nowhere' does not exist",
         id="diagnose-against-missing"),
@@ -318,9 +308,9 @@ TABLE = [
     row("landscape --model {bert} --data {toy} --directions sft --base @nowhere", "bad value '{tmp}/nowhere' for "
         "--base: model path '{tmp}/nowhere' does not exist", id="landscape-base-missing"),
     row("finetune --model {bert} --data {toy} --strategy lora --lora-targets nope", "bad value 'nope' for "
-        "lora_targets", id="finetune-lora-targets-unknown", marks=PREFLIGHT_NOT_IN_FINETUNE),
+        "lora_targets", id="finetune-lora-targets-unknown"),
     row("finetune --model {bert} --data {toy} --strategy sift --sift-targets nope", "bad value 'nope' for "
-        "sift_targets", id="finetune-sift-targets-unknown", marks=PREFLIGHT_NOT_IN_FINETUNE),
+        "sift_targets", id="finetune-sift-targets-unknown"),
     # argparse: one line (cli/__init__.py)
     row("finetune --no-such-flag", "unrecognized arguments: --no-such-flag", id="argparse-unknown-flag"),
     row("diagnose --metrics nope", "argument --metrics", id="argparse-metrics-unknown"),
@@ -343,8 +333,8 @@ TABLE = [
     row("report @run-results-list", "holds a JSON list", id="report-results-not-an-object"),
     row("report @run-config-cut", "bad file '{tmp}/run-config-cut/config.yaml': not readable YAML",
         id="report-config-corrupt"),
-    row("finetune --resume --out @lora-run --epochs 7", "bad value 7.0 for --epochs: the run in '{tmp}/lora-run' was "
-        "made with epochs 3", id="finetune-resume-other-epochs", marks=RESUME_CHECKS_STRATEGY_ONLY),
+    row("finetune --resume --out @lora-run --model {bert} --data {toy} --limit 8 --epochs 7", "bad value 7.0 for "
+        "--epochs: the run in '{tmp}/lora-run' was made with epochs 3", id="finetune-resume-other-epochs"),
     row("finetune --resume --out @lora-run --strategy full", "bad value 'full' for --strategy: the run in "
         "'{tmp}/lora-run' was made with strategy 'lora'", id="finetune-resume-other-strategy"),
     # bench options (bench/__init__.py checks them against BENCHMARK_OPTIONS before measuring)

@@ -87,8 +87,9 @@ def test_refused_out_options(argv, fragment, tiny_model_dir, toy_csv, tmp_path, 
     out.mkdir()
     (out / "thesis.tex").write_text("precious")
     if "--resume" in argv:
-        save_config(FinetuneConfig(model=str(tiny_model_dir["bert"]), data=str(toy_csv), strategy="head"),
-                    out / "config.yaml")
+        # The values _finetune_argv passes: a resumed run accepts only its saved ones.
+        save_config(FinetuneConfig(model=str(tiny_model_dir["bert"]), data=str(toy_csv), strategy="head", limit=40,
+                                   feature_change=False), out / "config.yaml")
     assert main(_finetune_argv(tiny_model_dir["bert"], toy_csv, out, *argv)) == 2
     assert fragment in _one_error_line(capsys)
     assert (out / "thesis.tex").read_text() == "precious"

@@ -42,7 +42,7 @@ LAYER_OF_TOP_NAME: dict[str, str] = {
     "tasks": "capability",
     "models": "foundation", "data": "foundation",
     "assets": "assets",
-    "errors": "base", "io": "base", "registry": "base", "config": "base",
+    "errors": "base", "io": "base", "registry": "base", "config": "base", "provenance": "base",
 }
 
 # layer -> the other layers it may import (base is always allowed; its own layer too)

@@ -18,7 +18,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from tunescope.errors import UserError
-from tunescope.models.checkpoint_check import check_checkpoint_folder, check_safetensors, read_base_config
+from tunescope.models.checkpoint_check import (
+    check_checkpoint_folder,
+    check_safetensors,
+    read_base_config,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -36,7 +40,7 @@ def _library_reads(path: Path) -> bool:
     """Whether the safetensors library opens the file and reads every tensor."""
     try:
         with safe_open(str(path), framework="pt") as f:
-            for key in f.keys():
+            for key in f.keys():  # noqa: SIM118 - a safe_open handle is not iterable
                 f.get_tensor(key)
         return True
     except Exception:  # noqa: BLE001 - any refusal of the library counts

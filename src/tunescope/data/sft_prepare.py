@@ -69,7 +69,7 @@ def _trl_preparation_class():
 
 
 @contextmanager
-def _quiet_maps() -> Iterator[None]:
+def quiet_maps() -> Iterator[None]:
     """No datasets progress bars while trl's preparation maps the splits (a dozen tiny maps per split; a bad-input
     error must stay the only line on stderr)."""
     import datasets
@@ -177,7 +177,7 @@ def prepare_sft(data: SFTData, tokenizer, max_length: int, completion_only_loss:
     preparation = _trl_preparation_class()(tokenizer, args.completion_only_loss, template)
     tokenized, facts = {}, {"loss_on": loss_on, "max_length": max_length, "loss_tokens": {},
                             "dropped_long_prompts": {}, "dropped_no_loss_tokens": {}, "truncated": {}}
-    with _quiet_maps():
+    with quiet_maps():
         for split in SPLITS:
             tokenized[split], cuts = _prepare_split(preparation, data, split, tokenizer, args, loss_on, max_length)
             for key, value in cuts.items():
@@ -212,7 +212,7 @@ def tokenize_pairs(pairs: Dataset, tokenizer, template: str | None = None) -> Da
     """Prompt / completion rows (strings, or turns) tokenised by trl with the loss on the completion only and no
     length limit: input_ids and labels, plus the rows' other columns."""
     args = _preparation_args(False, True)
-    with _quiet_maps():
+    with quiet_maps():
         return _trl_preparation_class()(tokenizer, True, template)._prepare_dataset(pairs, tokenizer, args, False,
                                                                                      None, "answers")
 

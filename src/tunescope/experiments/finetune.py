@@ -86,6 +86,7 @@ def finetune(config: FinetuneConfig, run_dir: str | Path, *, resume: bool = Fals
     `overwrite=True`, which clears it first.
     `extra_addons`: training add-ons of your own (training.addons.AddonBase), run after FINETUNE_ADDONS.
     """
+    from tunescope.experiments.preflight import preflight
     from tunescope.experiments.recipe import run_recipe
     from tunescope.experiments.rundir import RunDir
     from tunescope.training.checkpoints import (
@@ -103,6 +104,7 @@ def finetune(config: FinetuneConfig, run_dir: str | Path, *, resume: bool = Fals
         log.info("resuming from %s", checkpoint or "the start (stopped before its first checkpoint)")
     strategy = STRATEGIES.get(config.strategy)
     check_options(strategy, config, "finetune")
+    preflight(config)  # model-dependent options (LoRA layers / targets, SIFT targets) before any data or weights load
     addons = [*enabled_addons(FINETUNE_ADDONS, config), *extra_addons]
 
     keep = KeepRun()  # the trained model and Trainer, handed back beside the results

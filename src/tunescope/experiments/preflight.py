@@ -111,12 +111,12 @@ def check_scope(skeleton: nn.Module, scope: str, source: str) -> None:
 
     if scope == "sparse":
         if not is_delta_folder(source):
-            raise UserError("bad value 'sparse' for --scope: expected --model to be a tunescope run directory of a "
-                            f"sparse (sift) run; expected one of {SCOPES_HELP}")
+            raise UserError("bad value 'sparse' for --scope: it needs --model to be a tunescope run directory of a "
+                            f"sparse (sift) run; for this model use one of {SCOPES_HELP}")
     elif scope == "adapters":
         # The skeleton is the base model; a LoRA checkpoint's adapters exist only once it is loaded.
         if not (Path(source) / "adapter_config.json").is_file():
             raise UserError("bad value 'adapters' for --scope: this model has no LoRA adapter parameters (not a "
-                            f"PEFT adapter folder or LoRA run); expected one of {SCOPES_HELP}")
+                            f"PEFT adapter folder or LoRA run); for this model use one of {SCOPES_HELP}")
     else:
         select_scope(skeleton, scope)

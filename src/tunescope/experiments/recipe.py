@@ -73,6 +73,14 @@ def run_sub_run(run_dir: RunDir, config: Any, run: Callable[..., dict]) -> dict:
     return run(resume=True, overwrite=False)
 
 
+_last: dict = {}
+
+
+def last_results() -> dict | None:
+    """The results of the outermost recipe this process finished last (what `tunescope CMD --json` prints)."""
+    return _last.get("results")
+
+
 def run_recipe(command: str, config: Any, out: str | Path | RunDir, body: Callable[[RunDir], dict], *,
                reuse: bool = False, write_report: bool = True, save_config: bool = True, resume: bool = False,
                overwrite: bool = False) -> dict:
@@ -107,6 +115,7 @@ def _run_locked(command: str, config: Any, run_dir: RunDir, body: Callable[[RunD
         results.setdefault(key, value)
     # A resumed run reports its whole time: the body may say how long the run had taken before the resume.
     results["wall_seconds"] = round(time.perf_counter() - start + results.pop("wall_seconds_before_resume", 0.0), 2)
+    _last["results"] = results
     if main:
         run_dir.write_results(results)
         if write_report:

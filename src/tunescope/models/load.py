@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tunescope.assets import asset_names, fetch
+from tunescope.assets import ASSETS, asset_names, cache_home, fetch
 from tunescope.errors import UserError, did_you_mean
 from tunescope.models.checkpoint_check import check_checkpoint_folder, read_base_config
 from tunescope.models.discovery import family_of_type, unsupported_reason
@@ -66,6 +66,39 @@ def resolve_model_source(name: str) -> str:
     if path.suffix or name.startswith((".", "/", "~")):
         raise UserError(f"model path {name!r} does not exist")
     return name  # a hub id
+
+
+def _asset_of_cache_folder(path: Path) -> str | None:
+    """The model asset whose cache folder `path` is (a user may pass that folder directly), else None."""
+    assets_root = (cache_home() / "assets").resolve()
+    resolved = path.resolve()
+    if resolved.parent == assets_root and resolved.name in asset_names("model"):
+        return resolved.name
+    return None
+
+
+def public_model_id(name: str) -> str:
+    """The base-model name a saved adapter records (PEFT's base_model_name_or_path): one a user outside tunescope
+    can resolve. A named asset (or its cache folder) -> the hub id its weights come from (`Asset.origin`), since a
+    folder under $TUNESCOPE_HOME names nothing on another machine; a local folder -> its absolute path (a relative
+    one would depend on the directory the adapter is loaded from); a hub id -> itself."""
+    path = Path(name).expanduser()
+    asset = name if name in asset_names("model") else (_asset_of_cache_folder(path) if path.is_dir() else None)
+    if asset is not None:
+        return ASSETS.get(asset).origin or asset
+    return str(path.resolve()) if path.is_dir() else name
+
+
+def checkpoint_base_source(base: str) -> str:
+    """A loadable source for the base model a checkpoint records (`base_model_name_or_path`).
+
+    A hub id that is a named asset's `origin` loads that asset's cached copy: tunescope records the origin for
+    models it loaded from the asset (see `public_model_id`), and the asset is what they were trained on (for
+    smollm2-135m that is the GGUF Q4_1 weights dequantised, not the hub's own weights), offline. Anything else
+    resolves as a model name does (`resolve_model_source`).
+    """
+    asset = next((a for a in asset_names("model") if ASSETS.get(a).origin == base), None)
+    return resolve_model_source(asset or base)
 
 
 def _pretrained_kwargs(source: str, trust_remote_code: bool) -> dict:
@@ -245,7 +278,7 @@ def model_skeleton(name: str, task: str = "classification", *, trust_remote_code
     if task == "classification":
         _check_adapter_task(name, source)
         base = _adapter_base(Path(source))
-        source = resolve_model_source(base) if base else source
+        source = checkpoint_base_source(base) if base else source
     else:
         _refuse_adapter(name, source)
     skeleton = _skeleton(name, source, _auto_class(task), trust_remote_code=trust_remote_code)
@@ -285,7 +318,7 @@ def load_classifier(name: str, num_labels: int, *, label_names: list[str] | None
     source = resolve_model_source(name)
     _check_adapter_task(name, source)
     adapter_base = _adapter_base(Path(source))
-    base_source = resolve_model_source(adapter_base) if adapter_base else source
+    base_source = checkpoint_base_source(adapter_base) if adapter_base else source
     check_architecture(name, base_source, AutoModelForSequenceClassification, trust_remote_code=trust_remote_code,
                        num_labels=num_labels)
     kwargs = _pretrained_kwargs(base_source, trust_remote_code)
@@ -303,6 +336,8 @@ def load_classifier(name: str, num_labels: int, *, label_names: list[str] | None
         raise _load_error(name, base_source, e) from None
     _check_loaded(model, name)
     model.config.pad_token_id = tokenizer.pad_token_id
+    # What get_peft_model records as base_model_name_or_path (peft reads model.name_or_path): never a cache path.
+    model.name_or_path = public_model_id(adapter_base or name)
     if adapter_base and (Path(source) / "sift_config.json").is_file():
         from tunescope.models.sparse_delta import (
             load_delta,  # the format lives with the models

@@ -8,8 +8,12 @@ On disk (a folder):
                              sparse/<name>/values   fp32 [k], the increment delta at those positions
                              dense/<name>           a whole replacement tensor (e.g. a densely trained head)
     sift_config.json         format_version, base_model_name_or_path, targets {name: {shape, k, dtype}},
-                             dense [names], plus whatever the writer records (SIFT: its settings)
+                             dense [names], plus whatever the writer records (SIFT: its settings, the model's
+                             PEFT task_type and its label_names)
 Nothing else of the model is written, so the file is ~ (12 bytes x k + the dense tensors).
+base_model_name_or_path is tunescope's own name for the base (a named asset, a hub id, an absolute folder), which
+models.load resolves offline; tools outside tunescope read the peft SHiRA export instead
+(strategies/sift/export.py), which names the base by a public id.
 
 merge:   W[idx] = W[idx] + delta (computed in fp32, cast to W's dtype); dense tensors replaced.
          Training keeps W[idx] = base + delta with the same arithmetic, so merging onto a fresh copy of

@@ -54,10 +54,11 @@ def choice_accuracy(model: nn.Module, tokenizer, split: Dataset, rows: list[int]
     picked = np.nanargmax(logprob, axis=1)
     answers = [answer_of(e).strip() for e in examples]
     loglik_right = [examples[i]["choices"][k].strip() == answers[i] for i, k in enumerate(picked)]
-    contexts = [None] * len(examples)
-    for row in tokenized.filter(lambda r: r["reference"]):
-        first = next(i for i, label in enumerate(row["labels"]) if label != -100)
-        contexts[row["example"]] = row["input_ids"][:first]
+    contexts: list[list[int]] = [[] for _ in examples]
+    for example, is_reference, ids, labels in zip(tokenized["example"], tokenized["reference"],
+                                                  tokenized["input_ids"], tokenized["labels"]):
+        if is_reference:  # the context is what precedes the reference answer's first loss token
+            contexts[example] = ids[:next(i for i, label in enumerate(labels) if label != -100)]
     generated = greedy_continuations(model, tokenizer, contexts, max_new_tokens=max_new_tokens,
                                      batch_size=batch_size)
     generate_right = [_first_line(g) == a for g, a in zip(generated, answers)]

@@ -8,6 +8,8 @@ from datasets import Dataset
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from tunescope.io import quiet
+
 
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, dataset: Dataset, collator, batch_size: int = 128,
@@ -19,7 +21,7 @@ def predict_logits(model: torch.nn.Module, dataset: Dataset, collator, batch_siz
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator)
     all_logits, all_labels = [], []
     try:
-        for batch in tqdm(loader, desc=desc or "predicting", leave=False, disable=desc is None):
+        for batch in tqdm(loader, desc=desc or "predicting", leave=False, disable=desc is None or quiet()):
             labels = batch.pop("labels")
             batch = {k: v.to(device) for k, v in batch.items()}
             all_logits.append(model(**batch).logits.float().cpu())

@@ -61,17 +61,20 @@ def build_sft_trainer(model, tokenizer, tokenized: dict, collator, config, run_d
 
     With packing, trl's padding-free collator replaces `collator` (trl refuses another one there).
     """
+    from tunescope.data.sft_prepare import quiet_maps
+
     args = sft_arguments(config, run_dir / "checkpoints", learning_rate, has_eval="validation" in tokenized)
     columns = ["input_ids", "labels"]
-    return StrategySFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=tokenized["train"].select_columns(columns),
-        eval_dataset=tokenized["validation"].select_columns(columns) if "validation" in tokenized else None,
-        data_collator=None if args.packing else collator,
-        processing_class=tokenizer,
-        optimizers=(optimizer, None),
-        callbacks=[MetricsLogCallback(run_dir / "metrics.jsonl"), *(callbacks or [])],
-        strategy=strategy,
-        divergence_guard=DivergenceGuard(learning_rate, record_to=run_dir / "metrics.jsonl"),
-    )
+    with quiet_maps():  # trl maps the prepared rows once more (truncation to max_length: nothing left to cut)
+        return StrategySFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=tokenized["train"].select_columns(columns),
+            eval_dataset=tokenized["validation"].select_columns(columns) if "validation" in tokenized else None,
+            data_collator=None if args.packing else collator,
+            processing_class=tokenizer,
+            optimizers=(optimizer, None),
+            callbacks=[MetricsLogCallback(run_dir / "metrics.jsonl"), *(callbacks or [])],
+            strategy=strategy,
+            divergence_guard=DivergenceGuard(learning_rate, record_to=run_dir / "metrics.jsonl"),
+        )

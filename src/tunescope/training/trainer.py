@@ -15,7 +15,7 @@ import torch
 from transformers import ProgressCallback, Trainer, TrainerCallback, TrainingArguments
 
 from tunescope.errors import TrainingDivergedError
-from tunescope.io import append_jsonl, is_main_process
+from tunescope.io import append_jsonl, quiet, is_main_process
 from tunescope.training import checkpoints as ckpt
 from tunescope.training.evaluate import classification_metrics
 
@@ -247,7 +247,8 @@ def training_arguments(config, output_dir: Path, learning_rate: float, has_eval:
         warmup_steps=float(config.warmup_ratio),  # a float in [0, 1) is a ratio of the total steps
         lr_scheduler_type=config.lr_scheduler,
         logging_steps=config.logging_steps,
-        logging_nan_inf_filter=False,  # we want to see a NaN loss, not a smoothed-over average
+        logging_nan_inf_filter=False,
+        disable_tqdm=quiet() or None,  # None: the Trainer's own default (bars unless logging is quieter than warn)  # we want to see a NaN loss, not a smoothed-over average
         eval_strategy="epoch" if has_eval else "no",
         save_total_limit=config.save_total_limit,
         seed=config.seed,

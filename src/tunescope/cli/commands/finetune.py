@@ -37,12 +37,24 @@ def load_finetune_config(args: argparse.Namespace):
             raise UserError(f"nothing to resume in {args.out!r}: no config.yaml")
         base = load_yaml(saved)
     config = resolve_config(FinetuneConfig, args, base)
-    if base and config.strategy != base.get("strategy"):
-        # Its checkpoints hold another strategy's weights and optimizer state: they cannot continue this one.
-        raise UserError(f"bad value {config.strategy!r} for --strategy: the run in {args.out!r} was made with "
-                        f"strategy {base.get('strategy')!r}; resume it without --strategy, or start a new run in "
-                        "another --out")
+    if base:
+        _check_same_as_saved(config, base, args.out)
     return config
+
+
+def _check_same_as_saved(config, saved: dict, out: str) -> None:
+    """A resumed run keeps its saved config: its checkpoints hold that strategy's weights and optimizer state, and
+    its results.json must describe one config. A value given with --resume must equal the saved one."""
+    from tunescope.errors import UserError
+    from tunescope.experiments.rundir import config_as_saved
+
+    current = config_as_saved(config)
+    for key, value in saved.items():  # the keys config.yaml holds (all of them, for a run tunescope wrote)
+        if key in current and current[key] != value:
+            flag = "--" + key.replace("_", "-")
+            raise UserError(f"bad value {current[key]!r} for {flag}: the run in {out!r} was made with {key} "
+                            f"{value!r}, and a resumed run keeps its saved config; resume it without {flag} (or "
+                            "with the same value), or start a new run in another --out")
 
 
 def baseline_note(results: dict) -> str:

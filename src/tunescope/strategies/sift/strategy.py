@@ -7,7 +7,9 @@ callbacks:        on_train_begin chooses the mask from the first `sift_selection
                   Trainer's own (per-process) train loader, all-reduced across processes; gradient
                   clipping moves from the Trainer into the optimizer (which sees the k-vector grads);
                   on_train_end records the facts in results["sift"].
-save / load:      the sparse delta (safetensors indices + values, JSON config), see state.py.
+save / load:      the sparse delta (safetensors indices + values, JSON config), see state.py. Saving the run's
+                  final model (checkpoints/final) also writes checkpoints/final-peft, the same delta as a
+                  peft SHiRA adapter that plain `PeftModel.from_pretrained` loads (export.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import nn
 from transformers import TrainerCallback
 
 from tunescope.errors import UserError
+from tunescope.io import is_main_process
 from tunescope.models.layers import head_parameter_names
 from tunescope.strategies.base import (
     STRATEGIES,
@@ -30,12 +33,14 @@ from tunescope.strategies.base import (
     learning_rate_for,
 )
 from tunescope.strategies.sift.config import SiftOptions
+from tunescope.strategies.sift.export import export_after_training
 from tunescope.strategies.sift.optimizer import SiftAdamW, optimizer_state_bytes
 from tunescope.strategies.sift.sparse import SiftEngine
 from tunescope.strategies.sift.state import load_delta, restore_engine, save_delta
 
 log = logging.getLogger(__name__)
 ENGINE_ATTR = "_tunescope_sift_engine"
+FINAL_FOLDER = "final"  # RunDir.final's name (checkpoints/final); strategies do not import the recipes' RunDir
 
 
 def engine_of(model: nn.Module) -> SiftEngine:
@@ -127,6 +132,9 @@ class SIFT(StrategyBase):
 
     def save(self, model: nn.Module, folder: Path) -> None:
         save_delta(engine_of(model), folder)
+        # The run's final model (Trainer checkpoints are named checkpoint-N); one writer even where every rank saves.
+        if folder.name == FINAL_FOLDER and is_main_process():
+            export_after_training(folder)
 
     def load(self, model: nn.Module, folder: Path) -> None:
         restore_engine(engine_of(model), load_delta(folder))
