@@ -75,8 +75,9 @@ def test_sift_run_exports_a_shira_adapter_plain_peft_reproduces(arch, tiny_model
     ours, theirs = load_file(str(out / "adapter_model.safetensors")), load_file(
         str(final_peft / "adapter_model.safetensors"))
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
-    # exporting again into the same folder replaces the earlier export
-    assert main(["export", str(run), "--out", str(out)]) == 0
+    # exporting again into the same folder replaces the earlier export; --json: its facts as the last line
+    assert main(["export", str(run), "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"adapter": str(out), **info}
 
 
 def _fake_run(folder, strategy: str, final_files: dict[str, str] | None = None):

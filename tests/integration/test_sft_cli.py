@@ -130,6 +130,19 @@ def test_long_prompts_are_dropped_and_counted(tiny_llama, tmp_path):
     assert sum(results["data_sizes"].values()) == 20
 
 
+def test_retention_measures_plain_text_perplexity_before_and_after(tiny_llama, chat_data, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join("the sun is yellow and the sky is blue " * 5 + f"{i}\n" for i in range(40)),
+                      encoding="utf-8")  # 40 documents: 2 held out (5%), about 80 tokens, one 48-token block
+    results = _run(tiny_llama, chat_data, tmp_path / "run", "full", "--max-steps", "2", "--lr", "1e-2",
+                   "--retention-docs", "2", "--retention-data", str(corpus))
+    facts = results["retention"]
+    assert facts["docs"] == 2 and facts["blocks"] == 1 and facts["tokens"] == 47  # 48 tokens, 47 predicted
+    assert facts["perplexity_before"] > 1 and facts["perplexity_after"] > 1
+    assert facts["perplexity_before"] != facts["perplexity_after"]  # full fine-tuning moved every weight
+    assert facts["perplexity_ratio"] == pytest.approx(facts["perplexity_after"] / facts["perplexity_before"])
+
+
 def test_messages_without_generation_markers_train_on_the_last_reply(tmp_path):
     folder = save_tiny_llama(tmp_path / "plain", template=PLAIN_TEMPLATE)
     data = write_jsonl(tmp_path / "chat.jsonl", messages_rows(20))

@@ -18,7 +18,7 @@ def test_rotten_tomatoes_asset_splits():
     total = sum(sizes.values())
     assert 12_000 < total < 12_900  # 12,808 fresh + rotten rows minus duplicates
     assert abs(sizes["train"] / total - 0.8) < 0.01 and abs(sizes["test"] / total - 0.1) < 0.01
-    assert d.label_names == ["0", "1"]
+    assert d.label_names == ["rotten", "fresh"]  # label 1 = fresh
     share = sum(d.train["label"]) / sizes["train"]
     assert abs(share - sum(d.test["label"]) / sizes["test"]) < 0.02  # stratified
 

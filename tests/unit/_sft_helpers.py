@@ -8,7 +8,6 @@ assistant mask covers the reply and its end-of-turn token ([SEP]) only; a marked
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 from tunescope.models.tiny import tiny_causal_lm, tiny_tokenizer
@@ -74,8 +73,3 @@ def save_tiny_llama(folder: Path, template: str | None = TEMPLATE, seed: int = 0
     tok.save_pretrained(folder)
     return folder
 
-
-def shuffled(rows: list[dict], seed: int = 0) -> list[dict]:
-    rows = list(rows)
-    random.Random(seed).shuffle(rows)
-    return rows

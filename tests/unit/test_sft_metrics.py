@@ -20,9 +20,9 @@ from tunescope.training.lm_evaluate import token_metrics, token_statistics
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    path = write_jsonl(tmp_path_factory.mktemp("m") / "pairs.jsonl", pair_rows(40, conversational=True))
+@pytest.fixture(scope="module", params=[True, False], ids=["turns", "strings"])
+def setup(tmp_path_factory, request):
+    path = write_jsonl(tmp_path_factory.mktemp("m") / "pairs.jsonl", pair_rows(40, conversational=request.param))
     data = load_sft(str(path), seed=0)
     tok = chat_tokenizer()
     prepared = prepare_sft(data, tok, 64)
@@ -70,11 +70,11 @@ def test_choice_accuracy_scores_each_answer_like_training(setup):
     # The reference answer's score is the example's own training sequence's log-probability.
     own = token_statistics(model, prepared.tokenized["test"].select_columns(["input_ids", "labels"]),
                            sft_collator(tok), batch_size=4)["logprob"]
-    reference = [e["choices"].index(answer_of(e)) for e in examples]
+    reference = [e["choices"].index(answer_of(e).strip()) for e in examples]
     np.testing.assert_allclose(arrays["choice_logprob"][np.arange(len(rows)), reference], own, rtol=1e-5)
     picked = arrays["choice_logprob"].argmax(1)
     assert metrics["task_accuracy_loglik"] == pytest.approx(np.mean(picked == np.array(reference)))
-    hits = [g.strip().splitlines()[0].strip() == answer_of(e) if g.strip() else False
+    hits = [g.strip().splitlines()[0].strip() == answer_of(e).strip() if g.strip() else False
             for g, e in zip(arrays["generated"], examples)]
     assert metrics["task_accuracy_generate"] == pytest.approx(np.mean(hits))
     assert metrics["task_examples"] == len(rows)

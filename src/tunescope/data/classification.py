@@ -16,7 +16,7 @@ import pandas as pd
 from datasets import Dataset
 from sklearn.model_selection import train_test_split
 
-from tunescope.data.named import CLASSIFICATION_READERS
+from tunescope.data.named import CLASSIFICATION_READERS, LABEL_NAMES
 from tunescope.data.sources import (
     pick_column,
     read_hub,
@@ -263,6 +263,7 @@ def load_classification(source: str, *, text_column: str | None = None, label_co
     frames = _frames(source, text_column, label_column)
     if isinstance(frames, pd.DataFrame):
         parts, names = _local_parts(frames, text_column, label_column, source, seed)
+        names = LABEL_NAMES.get(source, names)  # a named set's 0 / 1 have names (config id2label, reports)
     else:
         parts, names = _hub_parts(frames, text_column, label_column, source, seed)
     splits = {}

@@ -49,4 +49,6 @@ def _dedupe(df: pd.DataFrame) -> pd.DataFrame:
 
 
 CLASSIFICATION_READERS = {"rotten_tomatoes": rotten_tomatoes, "tweets_sentiment": tweets_sentiment}
+# The class names of the named data sets, by label index (the readers above encode the classes as 0 / 1).
+LABEL_NAMES = {"rotten_tomatoes": ["rotten", "fresh"], "tweets_sentiment": ["negative", "positive"]}
 CORPUS_READERS = {"news_text": news_text}

@@ -4,7 +4,8 @@
 `finetune` (full, lora, lora-inflection, sift); the ones that fit a classification head (head, lp-ft, lp-lora) are
 refused: a causal LM has no such head. lora-inflection diagnoses the pre-trained model on the SFT loss (the labels
 are -100 outside the completion tokens) before it picks its layers; SIFT picks its top-k entries from the gradient
-of the same loss; GO noise is the `go-noise` training add-on. What is measured: tasks/causal_lm.py.
+of the same loss; GO noise is the `go-noise` training add-on, the forgetting check (perplexity of held-out plain
+text before and after training) the `retention` one. What is measured: tasks/causal_lm.py.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tunescope.tasks.causal_lm  # noqa: F401  (registers the causal-lm task)
+import tunescope.training.retention  # noqa: F401  (registers the retention add-on)
 from tunescope.config import check
 from tunescope.diagnostics.options import ProbeOptions
 from tunescope.errors import UserError
@@ -31,7 +33,7 @@ from tunescope.training.noise import NoiseOptions
 from tunescope.training.options import TrainingOptions
 
 # The training add-ons of an SFT run, in the order their stages run.
-SFT_ADDONS = ("go-noise",)
+SFT_ADDONS = ("retention", "go-noise")
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +66,15 @@ class SFTConfig(NoiseOptions, SiftOptions, ProbeOptions, LoraOptions, TrainingOp
     """Greedy-generation budget (tokens) of an answer, for task accuracy on data with choices."""
     eval_before: bool = False
     """Also evaluate the pre-trained model on the test split (results.json `eval_before`)."""
+    retention_docs: int = 0
+    """Forgetting check: perplexity of this many held-out documents of retention_data before and after training
+    (results.json `retention`; 0: off)."""
+    retention_data: str = "news_text"
+    """Plain-text corpus of the forgetting check: a named corpus (news_text) or a local csv/jsonl/txt file."""
 
     def validate(self) -> None:
         refuse_head_strategy(self.strategy)
+        check(self.retention_docs >= 0, "retention_docs", self.retention_docs, "an integer >= 0 (0: off)")
         check(self.answer_max_new_tokens >= 1, "answer_max_new_tokens", self.answer_max_new_tokens,
               "a positive integer")
         check(self.chat_template is None or Path(self.chat_template).expanduser().is_file(), "chat_template",

@@ -23,15 +23,24 @@ from tunescope.data.sft_prepare import tokenize_pairs
 from tunescope.training.lm_evaluate import greedy_continuations, token_statistics
 
 
+def _like(reference: str, choice: str) -> str:
+    """`choice` with the whitespace around the reference answer (" A" in the data: " B"), so that every choice is
+    tokenised the way the reference answer was in training."""
+    core = reference.strip()
+    start = reference.find(core)
+    return reference[:start] + choice.strip() + reference[start + len(core):]
+
+
 def _pairs(examples: list[dict]) -> list[dict]:
     """One prompt / completion row per (example, choice); `reference` marks the reference answer's row."""
     pairs = []
     for i, example in enumerate(examples):
-        prompt, answer = prompt_of(example), answer_of(example).strip()
+        prompt, reference = prompt_of(example), answer_of(example)
         for k, choice in enumerate(example["choices"]):
-            completion = choice if isinstance(prompt, str) else [{"role": "assistant", "content": choice}]
+            text = _like(reference, choice)
+            completion = text if isinstance(prompt, str) else [{"role": "assistant", "content": text}]
             pairs.append({"prompt": prompt, "completion": completion, "example": i, "choice": k,
-                          "reference": choice.strip() == answer})
+                          "reference": choice.strip() == reference.strip()})
     return pairs
 
 

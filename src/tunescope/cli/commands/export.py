@@ -20,6 +20,7 @@ def _export(args: argparse.Namespace) -> int:
 
     out = export_peft_shira(args.run, args.out)
     info = export_info(out)
+    args.json_payload = {"adapter": str(out), **info}  # --json prints this, not an earlier recipe's results
     print(f"peft SHiRA adapter: {out}")
     print(f"base model {info['base_model_name_or_path']}; rank r={info['r']} over {info['target_modules']} modules: "
           f"{info['selected_entries']:,} SIFT entries + {info['padding_entries']:,} zero-padding entries "

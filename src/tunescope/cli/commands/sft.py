@@ -8,7 +8,8 @@ from tunescope.cli.common import add_common_options, add_config_flags, make_run_
 
 
 def _summary(results: dict) -> list[str]:
-    """The lines printed after a run: test loss metrics, task accuracy (with choices), sizes, dropped examples."""
+    """The lines printed after a run: test loss metrics, task accuracy (with choices), the model before training,
+    retention, sizes and dropped examples."""
     ev = results.get("eval", {})
     lines = [f"test loss {ev['loss']:.4f}  perplexity {ev['perplexity']:.3f}  mean token accuracy "
              f"{ev['mean_token_accuracy']:.4f}  ({ev['tokens']:,} completion tokens in {ev['examples']:,} examples)"]
@@ -23,6 +24,11 @@ def _summary(results: dict) -> list[str]:
             text += (f"  task accuracy generate {before['task_accuracy_generate']:.4f}  log-likelihood "
                      f"{before['task_accuracy_loglik']:.4f}")
         lines.append(text)
+    kept = results.get("retention")
+    if kept:
+        lines.append(f"retention ({kept['data']}, {kept['docs']} held-out documents, {kept['tokens']:,} tokens): "
+                     f"perplexity {kept['perplexity_before']:.3f} before, {kept['perplexity_after']:.3f} after "
+                     f"(x{kept['perplexity_ratio']:.3f})")
     dropped = sum((results.get("preparation") or {}).get("dropped_long_prompts", {}).values())
     lines.append(f"trainable {results.get('trainable_params', 0):,} / {results.get('total_params', 0):,}"
                  f"  loss on: {(results.get('preparation') or {}).get('loss_on')}"
