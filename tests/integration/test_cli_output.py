@@ -25,6 +25,7 @@ def test_quiet_json_and_verbose_after_the_subcommand(tiny_model_dir, toy_csv, tm
             "--out", str(tmp_path / "run"), "--max-steps", "2", "--no-feature-change", "-q", "--json", "-v"]
     assert main(argv) == 0
     out, err = capfd.readouterr()
+    assert "{'loss'" not in out  # no Trainer log dicts on stdout
     results = json.loads(out.strip().splitlines()[-1])
     assert results["command"] == "finetune" and 0 <= results["eval"]["accuracy"] <= 1
     assert results == json.loads((tmp_path / "run" / "results.json").read_text())

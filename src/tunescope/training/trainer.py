@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import ProgressCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, ProgressCallback, Trainer, TrainerCallback, TrainingArguments
 
 from tunescope.errors import TrainingDivergedError
 from tunescope.io import append_jsonl, quiet, is_main_process
@@ -141,6 +141,8 @@ class StrategyTrainer(Trainer):
             # no item count is gathered or passed, no world-size factor, and it divides by the accumulation steps;
             # DDP's averaging of the per-process gradients then gives the gradient of the global batch mean.
             self.model_accepts_loss_kwargs = False
+        if quiet():  # with its bars off the Trainer prints every log dict to stdout instead; stdout is for results
+            self.remove_callback(PrinterCallback)
         self._step_loss: torch.Tensor | None = None  # the current optimizer step's loss, summed over micro-batches
         self._staging_root: str | None = None  # set while _save_checkpoint writes into the staging folder
         if self.args.should_save:  # finish what a killed run left half-done: staging, trash, rotation
