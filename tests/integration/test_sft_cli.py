@@ -68,6 +68,13 @@ def test_sft_trains_saves_and_reloads_to_the_same_numbers(tiny_llama, chat_data,
         assert results["sift"]["selected_params"] > 0
 
 
+def test_eval_before_does_not_change_training(tiny_llama, chat_data, tmp_path):
+    plain = _run(tiny_llama, chat_data, tmp_path / "plain", "lora", "--max-steps", "2")
+    with_before = _run(tiny_llama, chat_data, tmp_path / "before", "lora", "--max-steps", "2", "--eval-before")
+    assert with_before["eval"]["loss"] == plain["eval"]["loss"]
+    assert with_before["eval_before"]["loss"] > 0
+
+
 def _bad_rows(path: Path, rows: list[dict]) -> Path:
     return write_jsonl(path, rows)
 

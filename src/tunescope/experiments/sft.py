@@ -130,6 +130,13 @@ def _diagnose_on_sft_loss(model, loaded, config) -> dict:
     return found
 
 
+def _rng_untouched():
+    """Whatever runs inside leaves torch's global random state as it found it (CPU, and the current GPU)."""
+    import torch
+
+    return torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else [])
+
+
 def _by_epoch(log_history: list[dict]) -> list[dict]:
     """trl's validation loss / mean token accuracy at each evaluation (means over batches, as trl logs them)."""
     return [{"epoch": round(h["epoch"], 4), "loss": h["eval_loss"],
@@ -150,7 +157,8 @@ def _train_and_evaluate(config: SFTConfig, rd, strategy, addons: list) -> dict:
                      "data_sizes": {split: len(ds) for split, ds in tokenized.items()},
                      "preparation": loaded.preparation}
     if config.eval_before:
-        results["eval_before"] = task.evaluate(model, loaded, "test", config.eval_batch_size).metrics
+        with _rng_untouched():  # a DataLoader draws a seed; LoRA's init must not depend on --eval-before
+            results["eval_before"] = task.evaluate(model, loaded, "test", config.eval_batch_size).metrics
     if ProbeOptions in strategy.options and config.layers is None:
         results["diagnostics"] = _diagnose_on_sft_loss(model, loaded, config)
     ctx = StrategyContext(config=config, tokenizer=tokenizer, data=loaded.data, tokenized=tokenized,
