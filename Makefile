@@ -26,7 +26,7 @@ run: setup
 	$(PY) -m tunescope run
 
 test: setup
-	$(PY) -m tunescope assets fetch minilm-l6 rotten_tomatoes tweets_sentiment news_text
+	$(PY) -m tunescope assets fetch minilm-l6 rotten_tomatoes tweets_sentiment news_text quartz
 	$(PY) -m pytest -q
 
 test-fast: setup

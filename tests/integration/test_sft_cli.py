@@ -150,6 +150,20 @@ def test_retention_measures_plain_text_perplexity_before_and_after(tiny_llama, c
     assert facts["perplexity_ratio"] == pytest.approx(facts["perplexity_after"] / facts["perplexity_before"])
 
 
+def _first_step_tokens(out: Path) -> float:
+    return next(m["num_tokens"] for m in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+                if "loss" in m)
+
+
+def test_packing_puts_more_tokens_in_each_step(tiny_llama, chat_data, tmp_path):
+    packed = _run(tiny_llama, chat_data, tmp_path / "packed", "lora", "--packing", "--max-steps", "1",
+                  "--max-length", "64")
+    _run(tiny_llama, chat_data, tmp_path / "rows", "lora", "--max-steps", "1", "--max-length", "64")
+    # 8 rows of up to 64 tokens: packed, each holds two 26-token conversations; unpacked, one
+    assert _first_step_tokens(tmp_path / "packed") > 1.5 * _first_step_tokens(tmp_path / "rows")
+    assert packed["eval"]["loss"] > 0
+
+
 def test_messages_without_generation_markers_train_on_the_last_reply(tmp_path):
     folder = save_tiny_llama(tmp_path / "plain", template=PLAIN_TEMPLATE)
     data = write_jsonl(tmp_path / "chat.jsonl", messages_rows(20))

@@ -69,12 +69,20 @@ def lora_config_for(model: nn.Module, *, rank: int, alpha: float, dropout: float
                       task_type=task_type, **kwargs)
 
 
-def apply_lora(model: nn.Module, config, layers: list[int] | None = None) -> nn.Module:
-    """Wrap `model` with LoRA adapters from FinetuneConfig-like `config` (lora_rank, lora_alpha, ...)."""
+def peft_task_type(ctx: StrategyContext) -> TaskType:
+    """The peft TaskType of the model the context's task made (SEQ_CLS when no task is given: classification)."""
+    return TaskType[getattr(ctx.task, "peft_task_type", None) or "SEQ_CLS"]
+
+
+def apply_lora(model: nn.Module, config, layers: list[int] | None = None,
+               task_type: TaskType = TaskType.SEQ_CLS) -> nn.Module:
+    """Wrap `model` with LoRA adapters from FinetuneConfig-like `config` (lora_rank, lora_alpha, ...); `task_type`
+    picks peft's wrapper (SEQ_CLS for a classifier, CAUSAL_LM for a causal LM: its forward, generate and
+    adapter_config.json's task_type)."""
     if config.lora_rank < 1:
         raise UserError(f"bad value {config.lora_rank!r} for lora_rank: expected a positive integer")
     lcfg = lora_config_for(model, rank=config.lora_rank, alpha=config.lora_alpha, dropout=config.lora_dropout,
-                           targets=config.lora_targets, layers=layers)
+                           targets=config.lora_targets, layers=layers, task_type=task_type)
     return get_peft_model(model, lcfg)
 
 
@@ -84,7 +92,7 @@ class LoRA(StrategyBase):
     options = (LoraOptions,)
 
     def prepare(self, model: nn.Module, ctx: StrategyContext) -> nn.Module:
-        model = apply_lora(model, ctx.config, layers=ctx.config.layers)
+        model = apply_lora(model, ctx.config, layers=ctx.config.layers, task_type=peft_task_type(ctx))
         ctx.results["adapted_layers"] = (sorted(ctx.config.layers) if ctx.config.layers is not None
                                          else list(range(model_layout(model).num_layers)))
         return model

@@ -14,7 +14,7 @@ from torch import nn
 from tunescope.diagnostics.options import ProbeOptions
 from tunescope.errors import UserError
 from tunescope.strategies.base import STRATEGIES, StrategyBase, StrategyContext
-from tunescope.strategies.lora import LoraOptions, apply_lora
+from tunescope.strategies.lora import LoraOptions, apply_lora, peft_task_type
 
 
 def probe_for(ctx: StrategyContext) -> list[dict]:
@@ -47,7 +47,7 @@ class LoRAInflection(StrategyBase):
         else:
             ctx.results["adapted_because"] = "layers given explicitly"
         ctx.inflection_layers = sorted(layers)
-        model = apply_lora(model, ctx.config, layers=ctx.inflection_layers)
+        model = apply_lora(model, ctx.config, layers=ctx.inflection_layers, task_type=peft_task_type(ctx))
         ctx.results["adapted_layers"] = ctx.inflection_layers
         return model
 

@@ -117,7 +117,10 @@ class SIFT(StrategyBase):
 
     def prepare(self, model: nn.Module, ctx: StrategyContext) -> nn.Module:
         cfg = ctx.config.sift_config(seed=getattr(ctx.config, "seed", 0), model=getattr(ctx.config, "model", None))
-        engine = SiftEngine(model, cfg, head_parameter_names(model))
+        # A task head (classification) trains densely; a causal LM's output layer is pre-trained weights like any
+        # other, so with a head-less task (SFT) only the top-k entries of the targets train.
+        dense = head_parameter_names(model) if getattr(ctx.task, "has_head", True) else []
+        engine = SiftEngine(model, cfg, dense)
         setattr(model, ENGINE_ATTR, engine)
         ctx.results["trainable_params"] = engine.selected_params + engine.dense_params()
         ctx.results["sift"] = sift_facts(engine)
