@@ -23,3 +23,13 @@ class ProbeOptions(Options):
         check(self.probe_batch_size >= 1, "probe_batch_size", self.probe_batch_size, "a positive integer")
         check(self.inflection_width is None or self.inflection_width >= 1, "inflection_width",
               self.inflection_width, "a positive integer")
+
+
+def draw_probe(config: ProbeOptions, train_dataset, tokenizer) -> list[dict]:
+    """The probe batches a config asks for: `probe_batches` seeded draws (config.seed) of `probe_batch_size`
+    examples from the tokenised training split - the one place diagnose, the diagnostics add-on and
+    lora-inflection draw them, so they all see the same examples."""
+    from tunescope.data.tokenize import probe_batches
+
+    return probe_batches(train_dataset, tokenizer, batch_size=config.probe_batch_size,
+                         num_batches=config.probe_batches, seed=config.seed)

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunescope.diagnostics.options import ProbeOptions
+from tunescope.diagnostics.options import ProbeOptions, draw_probe
 from tunescope.experiments.preflight import preflight
 from tunescope.experiments.recipe import run_recipe
 from tunescope.experiments.rundir import RunDir
@@ -39,7 +39,6 @@ def resolve_checkpoint(path: str) -> str:
 
 def diagnose_run(config: DiagnoseConfig, run_dir: str | Path, *, write_report: bool = True) -> dict:
     """Measure, select, optionally compare against a second checkpoint; write results.json (+ report.html)."""
-    from tunescope.data.tokenize import probe_batches
     from tunescope.diagnostics.layerwise import (
         add_delta_cka,
         collect_hidden_states,
@@ -51,8 +50,7 @@ def diagnose_run(config: DiagnoseConfig, run_dir: str | Path, *, write_report: b
     def body(_rd: RunDir) -> dict:
         task = load_task(config, resolve_checkpoint(config.model))
         data, model = task.data, task.model
-        probe = probe_batches(task.tokenized["train"], task.tokenizer, batch_size=config.probe_batch_size,
-                              num_batches=config.probe_batches, seed=config.seed)
+        probe = draw_probe(config, task.tokenized["train"], task.tokenizer)
         found, capture = diagnose(model, probe, width=config.inflection_width, keep_hidden=config.against is not None,
                                   metrics=config.metrics)
         if config.against:

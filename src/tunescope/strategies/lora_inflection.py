@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from tunescope.diagnostics.options import ProbeOptions
+from tunescope.diagnostics.options import ProbeOptions, draw_probe
 from tunescope.errors import UserError
 from tunescope.strategies.base import STRATEGIES, StrategyBase, StrategyContext
 from tunescope.strategies.lora import LoraOptions, apply_lora, peft_task_type
@@ -19,13 +19,9 @@ from tunescope.strategies.lora import LoraOptions, apply_lora, peft_task_type
 
 def probe_for(ctx: StrategyContext) -> list[dict]:
     """The probe batches of a run: seeded draws from the tokenised training split."""
-    from tunescope.data.tokenize import probe_batches
-
-    cfg = ctx.config
     if "train" not in ctx.tokenized:
         raise UserError("bad context for lora-inflection: no tokenised training split to draw probe batches from")
-    return probe_batches(ctx.tokenized["train"], ctx.tokenizer, batch_size=cfg.probe_batch_size,
-                         num_batches=cfg.probe_batches, seed=cfg.seed)
+    return draw_probe(ctx.config, ctx.tokenized["train"], ctx.tokenizer)
 
 
 class LoRAInflection(StrategyBase):

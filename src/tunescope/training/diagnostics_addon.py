@@ -7,7 +7,7 @@ the pre-trained and the fine-tuned model, and the fine-tuned model's table (`dia
 
 from __future__ import annotations
 
-from tunescope.data.tokenize import probe_batches
+from tunescope.diagnostics.options import draw_probe
 from tunescope.training.addons import TRAINING_ADDONS, AddonBase, RunState
 
 
@@ -16,8 +16,7 @@ def before_train(run: RunState) -> None:
     from tunescope.diagnostics.layerwise import collect_hidden_states, diagnose
 
     cfg = run.config
-    probe = probe_batches(run.tokenized["train"], run.tokenizer, batch_size=cfg.probe_batch_size,
-                          num_batches=cfg.probe_batches, seed=cfg.seed)
+    probe = draw_probe(cfg, run.tokenized["train"], run.tokenizer)
     pristine = run.base_model_factory()
     if "layers" not in run.results.get("diagnostics", {}):
         found, capture = diagnose(pristine, probe, width=cfg.inflection_width,
