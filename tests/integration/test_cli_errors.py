@@ -126,8 +126,8 @@ TABLE = [
     row("finetune --model {bert} --data @broken.jsonl", "could not read data file '{tmp}/broken.jsonl'",
         id="data-file-broken-json"),
     row("finetune --model {bert} --data @sheet.xlsx", "unsupported data file type '.xlsx'", id="data-file-xlsx"),
-    row("finetune --model {bert} --data @folder", "is a folder; pass a csv/tsv/jsonl/json/parquet file",
-        id="data-file-folder"),
+    row("finetune --model {bert} --data @folder", "no label column in {tmp}/folder (looked for label, labels, "
+        "category, sentiment); columns: text", id="data-file-folder"),  # datasets reads the folder's .txt file
     row("finetune --model {bert} --data @nope.csv", "data file '{tmp}/nope.csv' does not exist",
         id="data-file-missing"),
     row("finetune --model {bert} --data {toy} --text-column review", "text column 'review' not found",
@@ -236,7 +236,18 @@ TABLE = [
     row("calibrate {tmp} --bins abc", "argument --bins: invalid int value: 'abc'", id="argparse-bins-text"),
     row("nosuchcommand", "invalid choice: 'nosuchcommand'", id="argparse-unknown-command"),
     row("assets nope", "invalid choice: 'nope'", id="argparse-assets-subcommand"),
-    row("", "no COMMAND given; expected one of: run, finetune", id="no-command"),
+    row("", "no COMMAND given; expected one of: run, plan, finetune", id="no-command"),
+    # --- plan / run options ------------------------------------------------------------------------------------
+    row("plan --model {bert} --data {toy} --budget-params 150%", "bad value '150%' for budget_params",
+        id="plan-budget-over-100pct"),
+    row("plan --model {bert} --data {toy} --budget-params lots", "bad value 'lots' for budget_params",
+        id="plan-budget-text"),
+    row("run --model {bert} --data {toy} --budget-minutes 0", "bad value 0.0 for budget_minutes",
+        id="run-budget-minutes-zero"),
+    row("plan --model {bert} --data {toy} --plan-mode guess", "bad value 'guess' for plan_mode",
+        id="plan-mode-unknown"),
+    row("plan --model {bert} --data {toy} --candidates lora,magic", "bad value ['lora', 'magic'] for candidates",
+        id="plan-candidates-unknown"),
     # Model-dependent values, checked on the weightless model before any data or weights load
     # (experiments/preflight.py); they used to fail after loading, behind progress bars.
     row("finetune --model {bert} --data {toy} --strategy lora-inflection --layers 99",
@@ -343,6 +354,21 @@ TABLE = [
     row("bench sift memory=maybe", "memory='maybe'", id="bench-sift-bool-text"),
     row("bench landscape tau=big", "tau='big'", id="bench-landscape-float-text"),
     row("bench jump nope=1", "bad benchmark option 'nope' for `tunescope bench jump`", id="bench-jump-option-unknown"),
+    # --- issue 13: `tunescope evaluate` (experiments/evaluate.py), refused before any weights load ---------------
+    row("evaluate @nowhere --data {toy}", "bad value '{tmp}/nowhere' for RUN_OR_MODEL: it does not exist",
+        id="evaluate-path-missing"),
+    row("evaluate @folder --data {toy}", "neither a finished run directory (results.json) nor a model or adapter "
+        "folder", id="evaluate-folder-without-model"),
+    row("evaluate {toy} --data {toy}", "for RUN_OR_MODEL: it is a file", id="evaluate-file"),
+    row("evaluate @fake-run --data {toy}", "the run has no results.json", id="evaluate-unfinished-run"),
+    row("evaluate {bert} --data roten_tomatoes", "unknown dataset 'roten_tomatoes'", id="evaluate-data-unknown"),
+    row("evaluate {bert} --data quartz", "it is the named sft asset, and '{bert}' is a classifier",
+        id="evaluate-classifier-sft-data"),
+    row("evaluate {bert} --data @three.csv", "has 3 usable rows", id="evaluate-data-3-rows"),
+    row("evaluate {bert} --data {toy} --limit 0", "bad value 0 for --limit", id="evaluate-limit-zero"),
+    row("evaluate {bert} --data {toy} --split dev", "argument --split: invalid choice: 'dev'",
+        id="evaluate-split-unknown"),
+    row("evaluate {bert}", "the following arguments are required: --data", id="evaluate-data-missing"),
 ]
 
 

@@ -40,3 +40,13 @@ def test_verbose_before_the_subcommand_still_counts(capsys):
     assert args.verbose and not args.quiet
     args = build_parser().parse_args(["diagnose", "-q"])
     assert args.quiet and not args.verbose
+
+
+def test_json_on_a_command_without_a_recipe(capsys):
+    """--json prints the results of commands that are not recipes too (here `assets list`), as the last line."""
+    from tunescope.assets import ASSETS, is_cached
+
+    assert main(["assets", "list", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [a["name"] for a in payload["assets"]] == list(ASSETS.names())
+    assert [a["cached"] for a in payload["assets"]] == [is_cached(name) for name in ASSETS.names()]

@@ -63,7 +63,7 @@ def test_bench_diagnostics_prints_the_interface_keys(capsys):
 def test_run_diagnoses_selects_then_finetunes_at_the_band(assets, tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["run", "--model", str(assets / "m0"), "--data", str(assets / "toy.csv"), "--out", str(out),
-                 "--strategy", "lora-inflection", "--epochs", "1", "--batch-size", "16", "probe_batch_size=8",
+                 "--candidates", "lora-inflection", "--epochs", "1", "--batch-size", "16", "probe_batch_size=8",
                  "probe_batches=1"])
     assert code == 0
     results = json.loads((out / "results.json").read_text())
@@ -77,11 +77,8 @@ def test_run_diagnoses_selects_then_finetunes_at_the_band(assets, tmp_path, caps
     assert "lora-inflection" in capsys.readouterr().out
 
 
-def test_run_config_always_diagnoses():
-    from tunescope.experiments.finetune import FinetuneConfig
-    from tunescope.experiments.run import RUN_STRATEGY, run_config
+def test_the_planned_run_always_diagnoses():
+    from tunescope.experiments.plan import PlanConfig, chosen_config
 
-    assert run_config(FinetuneConfig()).diagnose is True
-    assert run_config(FinetuneConfig()).strategy == RUN_STRATEGY
-    explicit = run_config(FinetuneConfig(strategy="lora", layers=[1, 2]))
-    assert explicit.strategy == "lora" and explicit.layers == [1, 2] and explicit.diagnose
+    final = chosen_config(PlanConfig(), {"strategy": "lora", "settings": {"layers": [1, 2], "lora_rank": 4}})
+    assert final.diagnose is True and final.strategy == "lora" and final.layers == [1, 2] and final.lora_rank == 4

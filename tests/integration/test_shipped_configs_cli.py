@@ -23,7 +23,9 @@ CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 def _shrink(config_cls, model: str, data: str) -> list[str]:
     """key=value overrides that keep a run to seconds, for the fields this command's config has."""
     wanted = {"model": model, "data": data, "max_steps": 2, "epochs": 1, "batch_size": 8, "eval_batch_size": 32,
-              "probe_batches": 1, "probe_batch_size": 8, "limit": 40, "max_length": 16, "feature_change": "false"}
+              "probe_batches": 1, "probe_batch_size": 8, "limit": 40, "max_length": 16, "feature_change": "false",
+              # plan / run: one candidate (no trials: two steps teach no candidate anything; test_plan_cli tries them)
+              "candidates": "lora", "plan_probe_examples": 16}
     names = {f.name for f in dataclasses.fields(config_cls)}
     return [f"{k}={v}" for k, v in wanted.items() if k in names]
 

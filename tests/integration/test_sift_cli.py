@@ -25,8 +25,14 @@ def test_finetune_sift_flags_results_and_checkpoint(tiny_model_dir, toy_csv, tmp
     assert sift["rate"] == 0.1 and sift["selection_batches"] == 2 and sift["targets"] == len(targets)
     assert sift["selected_params"] == k and res["trainable_params"] == k + head
     assert 0 < sift["grad_topk_share"] <= 1
-    # state: AdamW moments (2 x 4 bytes) for k + head entries, plus indices (8) + base (4) + delta (4) per entry
-    assert sift["optimizer_state_bytes"] == 8 * (k + head) + 16 * k
+    # state: AdamW moments (2 x 4 bytes) for k + head entries, the fp32 base (4 per entry) and the packed indices:
+    # per tensor int16 offsets + int32 pointers per 32,768-entry block, or int32 [k] if fewer bytes
+    packed = 0
+    for n in targets:
+        numel = base.get_parameter(n).numel()
+        k_n = int(0.1 * numel) + 1
+        packed += min(2 * k_n + 4 * (-(-numel // 32768) + 1), 4 * k_n)
+    assert sift["optimizer_state_bytes"] == 8 * (k + head) + 4 * k + packed
     delta = load_delta(out / "checkpoints" / "final")
     assert set(delta.sparse) == set(targets)
     assert "SIFT" in (out / "report.html").read_text()

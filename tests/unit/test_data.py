@@ -183,15 +183,23 @@ def test_single_class_names_the_class(tmp_path):
         load_classification(str(path))
 
 
+def _serve_hub(monkeypatch, frames: dict) -> None:
+    """Make every hub id load `frames` ({split: DataFrame}) as datasets.Dataset splits (no network)."""
+    import datasets
+
+    from tunescope.data import classification
+    from tunescope.data.hub import parse_source
+
+    splits = {k: datasets.Dataset.from_pandas(v, preserve_index=False) for k, v in frames.items()}
+    monkeypatch.setattr(classification, "load_splits", lambda name, named: (parse_source(name), splits))
+
+
 def test_hub_splits_share_one_encoding_and_unlabelled_test_is_carved(monkeypatch):
     """A hub data set whose test split is unlabelled (-1 everywhere, the datasets convention)."""
-    import tunescope.data.classification as classification
-
     train = pd.DataFrame({"sentence": [f"t{i}" for i in range(200)], "label": [i % 2 for i in range(200)]})
     validation = pd.DataFrame({"sentence": [f"v{i}" for i in range(20)], "label": [1] * 10 + [0] * 10})
     test = pd.DataFrame({"sentence": [f"x{i}" for i in range(20)], "label": [-1] * 20})
-    monkeypatch.setattr(classification, "read_hub",
-                        lambda name, named: {"train": train, "validation": validation, "test": test})
+    _serve_hub(monkeypatch, {"train": train, "validation": validation, "test": test})
     d = load_classification("someone/sst-like")
     assert d.label_names == ["0", "1"] and d.sizes() == {"train": 160, "validation": 20, "test": 20}
     assert all(t.startswith("v") for t in d.validation["text"]) and sum(d.validation["label"]) == 10
@@ -199,10 +207,8 @@ def test_hub_splits_share_one_encoding_and_unlabelled_test_is_carved(monkeypatch
 
 
 def test_hub_mixed_labels_are_refused(monkeypatch):
-    import tunescope.data.classification as classification
-
-    frames = {"train": pd.DataFrame({"text": ["a", "b"] * 10, "label": [0, "x"] * 10})}
-    monkeypatch.setattr(classification, "read_hub", lambda name, named: frames)
+    # An Arrow column has one type: a csv-like string column with '0' next to 'x' is the mix a hub set can hold.
+    _serve_hub(monkeypatch, {"train": pd.DataFrame({"text": ["a", "b"] * 10, "label": ["0", "x"] * 10})})
     with pytest.raises(UserError, match="mix integers and strings"):
         load_classification("someone/mixed")
 

@@ -6,7 +6,8 @@ Layers, top to bottom (a module may import its own layer, any layer it lists bel
     recipe       experiments                   -> report, capability, foundation, assets
     report       report                        -> capability, foundation, assets
     capability   strategies, diagnostics,      -> foundation, assets
-                 landscape, training, tasks
+                 landscape, training, tasks,
+                 planning
     foundation   models, data                  -> assets
     assets       assets                        -> (base only)
     base         errors, io, registry, config, the package itself  -> base only; anyone may import it
@@ -39,7 +40,7 @@ LAYER_OF_TOP_NAME: dict[str, str] = {
     "experiments": "recipe",
     "report": "report",
     "strategies": "capability", "diagnostics": "capability", "landscape": "capability", "training": "capability",
-    "tasks": "capability",
+    "tasks": "capability", "planning": "capability",
     "models": "foundation", "data": "foundation",
     "assets": "assets",
     "errors": "base", "io": "base", "registry": "base", "config": "base", "provenance": "base",

@@ -100,7 +100,7 @@ def test_two_accumulated_micro_batches_equal_one_double_batch(tok):
                 (m(**half(b, part)).loss / 2).backward()
         else:
             m(**b).loss.backward()
-        grads = [d.grad.clone() for d in e.deltas()]
+        grads = [s.grad.clone() for s in e.slots.values()]
         opt.step()
         results.append((grads, snapshot(m)))
     (g_full, w_full), (g_acc, w_acc) = results
@@ -165,11 +165,12 @@ def test_step_consumes_sparse_grads_when_only_model_zero_grad_is_called(tok):
     m(**b0).loss.backward()
     opt.step()
     m.zero_grad()
-    assert all(d.grad is None for d in e.deltas())
-    before = {n: s.delta.detach().clone() for n, s in e.slots.items()}
+    assert all(s.grad is None for s in e.slots.values())
+    before = {n: s.increment().clone() for n, s in e.slots.items()}
     g1 = dense_grads(m, [b1], list(e.slots))
     m(**b1).loss.backward()
     opt.step()
     m.zero_grad()
     for n, s in e.slots.items():
-        torch.testing.assert_close(s.delta - before[n], -0.05 * g1[n].reshape(-1)[s.indices], atol=1e-7, rtol=1e-5)
+        torch.testing.assert_close(s.increment() - before[n], -0.05 * g1[n].reshape(-1)[s.indices], atol=1e-7,
+                                   rtol=1e-5)

@@ -26,6 +26,8 @@ BENCHMARK_MODULES: dict[str, str] = {
     "sift": "tunescope.bench.sift",
     "landscape": "tunescope.bench.landscape",
     "jump": "tunescope.bench.jump",
+    "sft": "tunescope.bench.sft",
+    "cli": "tunescope.bench.cli",
 }
 
 # name -> the options (key=value) that benchmark reads, with their types. Values arrive as text from the command
@@ -39,6 +41,9 @@ BENCHMARK_OPTIONS: dict[str, dict[str, type]] = {
                   "seed": int, "eval_examples": int, "max_length": int, "limit": int, "threads": int},
     "jump": {"model": str, "data": str, "batch_size": int, "seq_len": int, "batches": int, "repeats": int,
              "device": str},
+    "sft": {"model": str, "data": str, "batch_size": int, "max_length": int, "limit": int, "rounds": int,
+            "steps": int, "every": int, "rank": int, "memory": bool, "quick": bool, "threads": int},
+    "cli": {"repeats": int},
 }
 _TYPE_WORDS = {int: ("N", "an integer"), float: ("X", "a number"), bool: ("true|false", "true or false"),
                str: ("TEXT", "text")}

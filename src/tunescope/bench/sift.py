@@ -4,9 +4,11 @@ Default: minilm-l6, one batch of 32 x 64 tokens (random token ids, seeded; cost 
 text), rate 1% on attention q, k, v, o; LoRA rank chosen so that its adapter size matches SIFT's k-total
 (r = round(sum k / sum (d_in + d_out)), adapters on the same q, k, v, o); the head trains densely in all three.
 Reported:
-- optimizer_state_bytes_*: bytes of the optimizer's per-parameter state after a step (AdamW moments);
-  for SIFT also its bookkeeping (indices, base values, increments), so nothing is hidden;
-- grad_bytes_*: bytes of gradients held after backward (model .grad plus SIFT's k-vector grads);
+- optimizer_state_bytes_*: training state after a step, counted alike for all three
+  (strategies/sift/accounting.py): the optimizer's state tensors (AdamW moments, step counters) plus what the
+  strategy adds beyond the pre-trained weights (SIFT: packed indices + base copy; LoRA: its adapter tensors,
+  including peft's trained copy of the head), so nothing is hidden;
+- grad_bytes_*: bytes of gradients held after backward (model .grad plus SIFT's sparse gradients);
 - peak_rss_*: peak process RSS while building the variant and running its steps, each variant in a fresh
   process (spawned one after another), sampled every ~1 ms;
 - step_ms_*: median wall time of forward + backward + optimizer step, variants interleaved step by step in
@@ -27,6 +29,7 @@ import torch
 
 from tunescope.bench import BENCHMARKS
 from tunescope.errors import UserError
+from tunescope.strategies.sift.accounting import adapter_tensors, state_bytes
 
 VARIANTS = ("full", "sift", "lora")
 
@@ -54,7 +57,7 @@ def _batch(model, batch_size: int, seq_len: int) -> dict:
 
 
 def _build(variant: str, opts: dict):
-    """(model, optimizer, batch, extra_grads, bookkeeping_bytes) for one variant."""
+    """(model, optimizer, batch, extra_grads, kept_tensors, info) for one variant."""
     from tunescope.models.layers import default_sift_targets, head_parameter_names
     from tunescope.models.load import load_classifier
     from tunescope.strategies.sift import SiftAdamW, SiftConfig, SiftEngine
@@ -67,13 +70,13 @@ def _build(variant: str, opts: dict):
     k_total = sum(num_selected(p.numel(), opts["rate"]) for p in targets.values())
     if variant == "full":
         opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-        return model, opt, batch, lambda: [], 0, {"trainable": sum(p.numel() for p in model.parameters())}
+        return model, opt, batch, list, [], {"trainable": sum(p.numel() for p in model.parameters())}
     if variant == "sift":
         engine = SiftEngine(model, SiftConfig(rate=opts["rate"]), head_parameter_names(model))
         engine.select([batch])
         opt = SiftAdamW(engine, lr=1e-4)
-        return (model, opt, batch, lambda: [d.grad for d in engine.deltas() if d.grad is not None],
-                engine.bookkeeping_bytes(), {"trainable": engine.selected_params + engine.dense_params()})
+        return (model, opt, batch, engine.sparse_grads, engine.bookkeeping_tensors(),
+                {"trainable": engine.selected_params + engine.dense_params()})
     from peft import LoraConfig, TaskType, get_peft_model
 
     dims = sum(p.shape[0] + p.shape[1] for p in targets.values())
@@ -83,7 +86,7 @@ def _build(variant: str, opts: dict):
     model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=regex,
                                              task_type=TaskType.SEQ_CLS))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    return (model, opt, batch, lambda: [], 0,
+    return (model, opt, batch, list, adapter_tensors(model),
             {"trainable": sum(p.numel() for p in model.parameters() if p.requires_grad), "lora_rank": rank})
 
 
@@ -91,10 +94,6 @@ def _step(model, opt, batch) -> None:
     model(**batch).loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
-
-
-def _state_bytes(opt) -> int:
-    return sum(v.numel() * v.element_size() for st in opt.state.values() for v in st.values() if torch.is_tensor(v))
 
 
 def _grad_bytes(model, extra) -> int:
@@ -121,7 +120,7 @@ def _memory_child(variant: str, opts: dict, threads: int, queue) -> None:
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     try:
-        model, opt, batch, extra, book, info = _build(variant, opts)
+        model, opt, batch, *_ = _build(variant, opts)
         for _ in range(opts["warmup"] + opts["steps"]):
             _step(model, opt, batch)
     finally:
@@ -138,12 +137,12 @@ def bench_sift(options: dict) -> dict:
     built = {v: _build(v, opts) for v in VARIANTS}
     out: dict = {"model": opts["model"], "batch": f"{opts['batch_size']}x{opts['seq_len']}", "rate": opts["rate"],
                  "threads": torch.get_num_threads(), "steps": opts["steps"]}
-    for v, (model, opt, batch, extra, book, info) in built.items():
+    for v, (model, opt, batch, extra, kept, info) in built.items():
         model(**batch).loss.backward()
         out[f"grad_bytes_{v}"] = _grad_bytes(model, extra)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        out[f"optimizer_state_bytes_{v}"] = _state_bytes(opt) + book
+        out[f"optimizer_state_bytes_{v}"] = state_bytes(opt, kept)
         out[f"trainable_{v}"] = info["trainable"]
         if "lora_rank" in info:
             out["lora_rank"] = info["lora_rank"]

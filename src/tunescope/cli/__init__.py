@@ -24,6 +24,7 @@ from tunescope.provenance import set_command_line
 # One line per subcommand module; order = order in `tunescope --help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "tunescope.cli.commands.run",
+    "tunescope.cli.commands.plan",
     "tunescope.cli.commands.finetune",
     "tunescope.cli.commands.sft",
     "tunescope.cli.commands.diagnose",
@@ -34,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tunescope.cli.commands.compare",
     "tunescope.cli.commands.ntk",
     "tunescope.cli.commands.calibrate",
+    "tunescope.cli.commands.evaluate",
     "tunescope.cli.commands.export",
     "tunescope.cli.commands.landscape",
     "tunescope.cli.commands.sparsity",
@@ -67,9 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)
-    for command in sub.choices.values():
+    for command in _subcommand_parsers(parser):
         _add_output_options(command, top=False)
     return parser
+
+
+def _subcommand_parsers(parser: argparse.ArgumentParser):
+    """Every subcommand's parser, nested ones included (`assets list`), so that -v / -q / --json work after the
+    last subcommand too. argparse has no public accessor for a parser's subparsers; `_actions` is stable."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                yield command
+                yield from _subcommand_parsers(command)
 
 
 def _add_output_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -97,14 +109,14 @@ def _set_up_output(args: argparse.Namespace) -> None:
                     "HF_HUB_DISABLE_PROGRESS_BARS"):
             os.environ[var] = "1"
         # The libraries read those variables when first imported; in a process that imported them already
-        # (a notebook, a test) their switches are flipped directly.
-        import datasets
-        import huggingface_hub.utils
-        import transformers
-
-        datasets.disable_progress_bars()
-        huggingface_hub.utils.disable_progress_bars()
-        transformers.utils.logging.disable_progress_bar()
+        # (a notebook, a test) their switches are flipped directly. Only then: importing them here would cost
+        # seconds for commands that never load them (bench, report, assets).
+        if "datasets" in sys.modules:
+            sys.modules["datasets"].disable_progress_bars()
+        if "huggingface_hub" in sys.modules:
+            importlib.import_module("huggingface_hub.utils").disable_progress_bars()
+        if "transformers" in sys.modules:
+            importlib.import_module("transformers.utils.logging").disable_progress_bar()
 
 
 def _print_json(args: argparse.Namespace) -> None:
@@ -167,4 +179,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry_point() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()  # a closed pipe shows up here, inside the try
+    except BrokenPipeError:
+        # The reader of stdout went away (`tunescope assets list | head -1`): no traceback. Python's documented
+        # recipe: point stdout at devnull so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    sys.exit(code)

@@ -28,7 +28,8 @@ def add_common_options(parser: argparse.ArgumentParser, *, overrides: bool = Tru
     """--config FILE.yaml, --out DIR, --overwrite and trailing key=value overrides (every config-driven command
     has them)."""
     g = parser.add_argument_group("common options")
-    g.add_argument("--config", metavar="FILE.yaml", help="YAML file of config values (key: value)")
+    g.add_argument("--config", metavar="FILE.yaml",
+                   help="YAML file of config values (key: value) (default: none, the built-in defaults)")
     g.add_argument("--out", metavar="DIR", help="run directory (default runs/<command>-<timestamp>); a non-empty "
                                                 "one is refused unless resumed or --overwrite is given")
     g.add_argument("--overwrite", action="store_true",
@@ -59,6 +60,11 @@ def _default_text(f: dataclasses.Field) -> str:
     if isinstance(value, list):
         return ",".join(map(str, value)) or "none"
     return "none" if value is None else str(value)
+
+
+def default_text(cls: type, name: str) -> str:
+    """The default of field `name` of dataclass `cls`, as --help shows it (for a flag written by hand)."""
+    return _default_text(next(f for f in dataclasses.fields(cls) if f.name == name))
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = (),

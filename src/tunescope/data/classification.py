@@ -16,10 +16,11 @@ import pandas as pd
 from datasets import Dataset
 from sklearn.model_selection import train_test_split
 
+from tunescope.data.hub import class_names, column_names, load_splits, to_frame
 from tunescope.data.named import CLASSIFICATION_READERS, LABEL_NAMES
 from tunescope.data.sources import (
+    choose_column,
     pick_column,
-    read_hub,
     read_local,
     refuse_non_scalar,
     show_value,
@@ -30,6 +31,9 @@ SPLITS = ("train", "validation", "test")
 HELDOUT_FRACTION = 0.2  # validation + test, carved from the data in one seeded split, then halved
 STRATIFY_MIN_PER_CLASS = 10  # below this many rows in some class the split is not stratified
 LABEL_HINT = "labels must be integers or strings (class names), one per row, all of the same kind"
+TEXT_COLUMNS = ("text", "sentence", "review", "content")  # looked for, in order, when --text-column is not given
+LABEL_COLUMNS = ("label", "labels", "category", "sentiment")
+UNLABELLED = -1  # the datasets convention for a row without a label (e.g. GLUE test splits)
 
 
 @dataclass
@@ -148,6 +152,30 @@ def encode_labels(values: pd.Series, source: str) -> tuple[np.ndarray, list[str]
     return values.map(index).to_numpy(dtype=np.int64), names
 
 
+def class_label_codes(values: pd.Series, names: list[str], source: str) -> np.ndarray:
+    """The codes of a ClassLabel column as they are: label i is names[i] (the data set's own order, kept even
+    for classes absent from these rows); at least 2 classes must be present."""
+    codes = values.to_numpy(dtype=np.int64)
+    if len(codes) == 0:
+        raise UserError(f"data {source!r} is empty: no rows with both a text and a label")
+    outside = [c for c in sorted(set(codes.tolist())) if not 0 <= c < len(names)]
+    if outside:
+        raise UserError(f"label {outside[0]} in {source!r} is outside its ClassLabel names {names}; expected "
+                        f"0..{len(names) - 1} (or -1 for no label)")
+    present = sorted(set(codes.tolist()))
+    if len(present) < 2:
+        raise UserError(f"data {source!r} has a single class ({names[present[0]]!r}) in all {len(codes)} labelled "
+                        "rows; classification needs at least 2 classes")
+    return codes
+
+
+def _encode(values: pd.Series, source: str, class_label: list[str] | None) -> tuple[np.ndarray, list[str]]:
+    """(codes 0..C-1, class names): a ClassLabel column's own codes and names, else encode_labels."""
+    if class_label is None:
+        return encode_labels(values, source)
+    return class_label_codes(values, class_label, source), list(class_label)
+
+
 def _stratified_splits(df: pd.DataFrame, seed: int) -> dict[str, pd.DataFrame]:
     """80 / 10 / 10, stratified by label when every class has enough rows, seeded."""
     counts = df["label"].value_counts()
@@ -175,23 +203,40 @@ def _check_train_classes(train: pd.DataFrame, names: list[str], source: str, see
                         f"{STRATIFY_MIN_PER_CLASS} rows of each class (the split is then stratified)")
 
 
-def _frames(source: str, text_column: str | None, label_column: str | None) -> dict[str, pd.DataFrame] | pd.DataFrame:
+@dataclass
+class _Table:
+    """What a source gives before splitting: one table or {split: table}, the text / label columns to read (None:
+    look for the defaults) and the ClassLabel names of the label column (None: encode the values)."""
+
+    frames: dict[str, pd.DataFrame] | pd.DataFrame
+    text_column: str | None
+    label_column: str | None
+    class_label: list[str] | None = None
+
+
+def _frames(source: str, text_column: str | None, label_column: str | None) -> _Table:
     if source in CLASSIFICATION_READERS:
         if text_column not in (None, "text") or label_column not in (None, "label"):
             raise UserError(f"--text-column/--label-column do not apply to the named data set {source!r}")
-        return CLASSIFICATION_READERS[source]()
+        return _Table(CLASSIFICATION_READERS[source](), text_column, label_column)
     path = Path(source).expanduser()
     if path.is_file():
-        return read_local(path)
-    if path.is_dir():
-        raise UserError(f"data {source!r} is a folder; pass a csv/tsv/jsonl/json/parquet file")
-    return read_hub(source, sorted(CLASSIFICATION_READERS))
+        return _Table(read_local(path), text_column, label_column)
+    # A hub id or a datasets folder: the columns are chosen from the features, and only those two are converted.
+    spec, splits = load_splits(source, sorted(CLASSIFICATION_READERS))
+    columns = column_names(splits)
+    tcol = choose_column(columns, text_column, TEXT_COLUMNS, "text", source)
+    lcol = choose_column(columns, label_column, LABEL_COLUMNS, "label", source)
+    frames = {name: to_frame(d, [tcol, lcol]) for name, d in splits.items()}
+    if spec.split is not None:  # one chosen split (or split expression): a single table, split like a local file
+        frames = next(iter(frames.values()))
+    return _Table(frames, tcol, lcol, class_names(splits, lcol))
 
 
 def _select(df: pd.DataFrame, text_column: str | None, label_column: str | None, source: str) -> pd.DataFrame:
     """Columns `text` (non-empty str) and `label` (raw values) of the rows that have both."""
-    tcol = pick_column(df, text_column, ("text", "sentence", "review", "content"), "text", source)
-    lcol = pick_column(df, label_column, ("label", "labels", "category", "sentiment"), "label", source)
+    tcol = pick_column(df, text_column, TEXT_COLUMNS, "text", source)
+    lcol = pick_column(df, label_column, LABEL_COLUMNS, "label", source)
     refuse_non_scalar(df[tcol], "text", tcol, source, "texts must be strings, one per row")
     refuse_non_scalar(df[lcol], "label", lcol, source, LABEL_HINT)
     out = pd.DataFrame({"text": df[tcol], "label": df[lcol]})
@@ -209,18 +254,23 @@ def _select(df: pd.DataFrame, text_column: str | None, label_column: str | None,
 
 def _is_unlabelled(labels: pd.Series) -> bool:
     """A hub split whose every label is -1: the datasets convention for a test split shipped without labels."""
-    return len(labels) > 0 and pd.api.types.is_integer_dtype(labels) and bool((labels == -1).all())
+    return len(labels) > 0 and pd.api.types.is_integer_dtype(labels) and bool((labels == UNLABELLED).all())
+
+
+def _labelled(df: pd.DataFrame, class_label: list[str] | None) -> pd.DataFrame:
+    """A ClassLabel table without its unlabelled (-1) rows; any other table as it is."""
+    return df if class_label is None else df[df["label"] != UNLABELLED]
 
 
 def _local_parts(df: pd.DataFrame, text_column: str | None, label_column: str | None, source: str,
-                 seed: int) -> tuple[dict[str, pd.DataFrame], list[str]]:
+                 seed: int, class_label: list[str] | None = None) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """A single table: checked, labels encoded, split 80/10/10 with `seed`."""
     if len(df) == 0:
         columns = ", ".join(str(c) for c in df.columns) or "none"
         raise UserError(f"data {source!r} is empty: it has no rows (columns: {columns}); a classification data "
                         f"set needs at least {MIN_ROWS} rows with a text and a label")
-    df = _select(df, text_column, label_column, source)
-    codes, names = encode_labels(df["label"], source)
+    df = _labelled(_select(df, text_column, label_column, source), class_label)
+    codes, names = _encode(df["label"], source, class_label)
     df = df.assign(label=codes)
     _check_enough_rows(df, source)
     parts = _stratified_splits(df, seed)
@@ -229,15 +279,16 @@ def _local_parts(df: pd.DataFrame, text_column: str | None, label_column: str | 
 
 
 def _hub_parts(frames: dict[str, pd.DataFrame], text_column: str | None, label_column: str | None, source: str,
-               seed: int) -> tuple[dict[str, pd.DataFrame], list[str]]:
+               seed: int, class_label: list[str] | None = None) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """A hub data set's own splits; validation / test carved from train where missing (or unlabelled)."""
     parts = {k: _select(v, text_column, label_column, f"{source}[{k}]") for k, v in frames.items()}
-    parts = {k: v for k, v in parts.items() if not _is_unlabelled(v["label"])}
+    parts = {k: _labelled(v, class_label) for k, v in parts.items() if not _is_unlabelled(v["label"])}
     if "train" not in parts:
         raise UserError(f"dataset {source!r} has no labelled train split; splits: {', '.join(frames)}")
     # One encoding over all splits, so a class gets the same index in each of them.
     names_in_order = list(parts)
-    codes, names = encode_labels(pd.concat([parts[k]["label"] for k in names_in_order], ignore_index=True), source)
+    codes, names = _encode(pd.concat([parts[k]["label"] for k in names_in_order], ignore_index=True), source,
+                           class_label)
     start = 0
     for k in names_in_order:
         parts[k] = parts[k].assign(label=codes[start:start + len(parts[k])])
@@ -253,19 +304,24 @@ def _hub_parts(frames: dict[str, pd.DataFrame], text_column: str | None, label_c
 
 def load_classification(source: str, *, text_column: str | None = None, label_column: str | None = None,
                         seed: int = 0, limit: int | None = None) -> ClassificationData:
-    """Load a classification data set by name / path / hub id, with train/validation/test splits.
+    """Load a classification data set by name / path / hub id / `datasets` folder, with train/validation/test splits.
 
-    Splits are deterministic for a given seed (stratified 80/10/10 unless the source has its own
-    validation and test splits). `limit` caps the examples of each split (taken from the shuffled split).
+    `source`: a named asset, a local csv/tsv/jsonl/json/parquet file, a folder `datasets` reads (save_to_disk, or
+    csv/json/parquet files), or a hub id `ID[:CONFIG[:SPLIT]]` (data.hub). Splits are deterministic for a given
+    seed (stratified 80/10/10 of the one table, unless the source has its own validation and test splits; a
+    chosen SPLIT is one table). A ClassLabel label column keeps its codes and names (label_names[i] = names[i]);
+    other labels are encoded (encode_labels). `limit` caps the examples of each split (taken from the shuffled
+    split).
     """
     if limit is not None and limit < 1:
         raise UserError(f"bad value {limit!r} for limit: expected a positive integer")
-    frames = _frames(source, text_column, label_column)
-    if isinstance(frames, pd.DataFrame):
-        parts, names = _local_parts(frames, text_column, label_column, source, seed)
+    table = _frames(source, text_column, label_column)
+    args = (table.text_column, table.label_column, source, seed, table.class_label)
+    if isinstance(table.frames, pd.DataFrame):
+        parts, names = _local_parts(table.frames, *args)
         names = LABEL_NAMES.get(source, names)  # a named set's 0 / 1 have names (config id2label, reports)
     else:
-        parts, names = _hub_parts(frames, text_column, label_column, source, seed)
+        parts, names = _hub_parts(table.frames, *args)
     splits = {}
     for name in SPLITS:
         df = parts[name].sample(frac=1.0, random_state=seed).reset_index(drop=True)

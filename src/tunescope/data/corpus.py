@@ -6,9 +6,17 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunescope.data.hub import load_splits, to_frame
 from tunescope.data.named import CORPUS_READERS
-from tunescope.data.sources import pick_column, read_hub, read_local, refuse_non_scalar
+from tunescope.data.sources import (
+    choose_column,
+    pick_column,
+    read_local,
+    refuse_non_scalar,
+)
 from tunescope.errors import UserError
+
+TEXT_COLUMNS = ("text", "content", "document")  # looked for, in order, when --text-column is not given
 
 
 @dataclass
@@ -26,7 +34,8 @@ class Corpus:
 
 def load_corpus(source: str = "news_text", *, text_column: str | None = None, seed: int = 0,
                 heldout_fraction: float = 0.05, limit: int | None = None) -> Corpus:
-    """Load a corpus (named asset, local csv/jsonl/parquet/txt, or hub id) and split off held-out documents.
+    """Load a corpus (named asset, local csv/jsonl/parquet/txt, hub id ID[:CONFIG[:SPLIT]] or `datasets` folder;
+    its train split, else its first, unless SPLIT names one) and split off held-out documents.
 
     `limit` caps the number of documents (after shuffling). The held-out set is
     max(1, round(heldout_fraction * n)) documents.
@@ -35,14 +44,13 @@ def load_corpus(source: str = "news_text", *, text_column: str | None = None, se
         raise UserError(f"bad value {heldout_fraction!r} for heldout_fraction: expected a number in (0, 1)")
     if source in CORPUS_READERS:
         df = CORPUS_READERS[source]()
-    else:
-        path = Path(source).expanduser()
-        if path.is_file():
-            df = read_local(path)
-        else:
-            frames = read_hub(source, sorted(CORPUS_READERS))
-            df = frames.get("train", next(iter(frames.values())))
-    col = pick_column(df, text_column, ("text", "content", "document"), "text", source)
+    elif Path(source).expanduser().is_file():
+        df = read_local(Path(source).expanduser())
+    else:  # a hub id (ID[:CONFIG[:SPLIT]]) or a datasets folder: only the text column is converted
+        _, splits = load_splits(source, sorted(CORPUS_READERS))
+        dataset = splits.get("train", next(iter(splits.values())))
+        df = to_frame(dataset, [choose_column(dataset.column_names, text_column, TEXT_COLUMNS, "text", source)])
+    col = pick_column(df, text_column, TEXT_COLUMNS, "text", source)
     refuse_non_scalar(df[col], "text", col, source, "documents must be strings, one per row")
     docs = [str(t) for t in df[col].dropna().tolist() if str(t).strip()]
     random.Random(seed).shuffle(docs)

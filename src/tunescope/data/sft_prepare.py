@@ -100,7 +100,10 @@ def _assistant_template(tokenizer) -> tuple[bool, str | None]:
     The same choice SFTTrainer makes for assistant_only_loss: the tokenizer's template if it has {% generation %}
     markers, else trl's training version of it, if trl has one.
     """
-    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+    from trl.chat_template_utils import (
+        get_training_chat_template,
+        has_generation_markers,
+    )
 
     if has_generation_markers(tokenizer.chat_template):
         return True, None
@@ -227,8 +230,8 @@ def sft_collator(tokenizer):
 def sft_probe_batches(dataset: Dataset, collator, *, batch_size: int, num_batches: int,
                       seed: int) -> list[dict[str, torch.Tensor]]:
     """`num_batches` batches of tokenised SFT rows drawn with `seed` (labels -100 outside the loss), for the
-    per-layer diagnostics on the SFT loss."""
-    n = min(len(dataset), batch_size * num_batches)
-    idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n].tolist()
-    rows = [dataset[i] for i in idx]
-    return [collator(rows[i:i + batch_size]) for i in range(0, n, batch_size)]
+    per-layer diagnostics on the SFT loss: data.tokenize.probe_batches (the same seeded draw as every probe) with
+    the SFT collator."""
+    from tunescope.data.tokenize import probe_batches
+
+    return probe_batches(dataset, None, batch_size=batch_size, num_batches=num_batches, seed=seed, collate=collator)

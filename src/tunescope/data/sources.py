@@ -1,4 +1,5 @@
-"""Reading a user's data source: a named asset, a local csv/tsv/jsonl/json/parquet/txt file, or a hub id."""
+"""Reading a user's data source: a named asset, a local csv/tsv/jsonl/json/parquet/txt file, or (through data.hub)
+a hub id or a local `datasets` folder."""
 
 from __future__ import annotations
 
@@ -42,24 +43,22 @@ def read_local(path: Path) -> pd.DataFrame:
 
 
 def read_hub(name: str, named: list[str]) -> dict[str, pd.DataFrame]:
-    """All splits of a hub data set, as DataFrames; UserError when it cannot be loaded (e.g. offline)."""
-    looks_like_path = name.startswith((".", "/", "~")) or Path(name).suffix.lower() in LOCAL_SUFFIXES
-    if looks_like_path:
-        raise UserError(f"data file {name!r} does not exist")
-    try:
-        import datasets
+    """Every split of a hub data set or `datasets` folder (data.hub: ID[:CONFIG[:SPLIT]]), all columns, as
+    DataFrames; UserError when it cannot be loaded (e.g. offline). Readers that need only some columns use
+    data.hub.load_splits + to_frame instead."""
+    from tunescope.data.hub import load_splits
 
-        ds = datasets.load_dataset(name)
-    except Exception as e:  # offline, unknown id, gated ...: all mean "cannot use this name"
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"unknown dataset {name!r}: not a named asset ({', '.join(named)}), not a local file, "
-                        f"and the hub could not load it ({first[:160]}).{did_you_mean(name, named)}") from None
-    return {split: d.to_pandas() for split, d in ds.items()}
+    _, splits = load_splits(name, named)
+    return {split: d.to_pandas() for split, d in splits.items()}
 
 
 def pick_column(df: pd.DataFrame, wanted: str | None, defaults: tuple[str, ...], role: str, source: str) -> str:
     """The column to use for `role` (text / label): `wanted` if given, else the first default present."""
-    columns = [str(c) for c in df.columns]
+    return choose_column([str(c) for c in df.columns], wanted, defaults, role, source)
+
+
+def choose_column(columns: list[str], wanted: str | None, defaults: tuple[str, ...], role: str, source: str) -> str:
+    """pick_column over a list of column names (a `datasets.Dataset`'s, before anything is converted)."""
     if wanted is not None:
         if wanted not in columns:
             raise UserError(f"{role} column {wanted!r} not found in {source}; columns: {', '.join(columns)}"

@@ -1,6 +1,8 @@
-"""Tokenisation and collation for classification; probe batches for diagnostics."""
+"""Tokenisation and collation for classification; probe batches for diagnostics (any task, through its collator)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from datasets import Dataset
@@ -31,10 +33,15 @@ def collator(tokenizer) -> DataCollatorWithPadding:
 
 
 def probe_batches(dataset: Dataset, tokenizer, *, batch_size: int = 16, num_batches: int = 2,
-                  seed: int = 0) -> list[dict[str, torch.Tensor]]:
-    """`num_batches` padded batches drawn (seeded) from a tokenised split, for diagnostics."""
+                  seed: int = 0, collate: Callable[[list[dict]], dict] | None = None) -> list[dict[str, torch.Tensor]]:
+    """`num_batches` padded batches drawn (seeded) from a tokenised split, for diagnostics.
+
+    The rows are the first batch_size * num_batches of a seeded permutation of the split. `collate` pads them (default
+    `collator(tokenizer)`, classification); pass the task's own collator for other tasks, e.g. trl's for SFT rows,
+    which keeps their `labels` (-100 outside the completion) so the diagnostics see the SFT loss.
+    """
     n = min(len(dataset), batch_size * num_batches)
     idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n].tolist()
-    collate = collator(tokenizer)
+    collate = collate or collator(tokenizer)
     rows = [dataset[i] for i in idx]
     return [collate(rows[i:i + batch_size]) for i in range(0, n, batch_size)]

@@ -36,8 +36,8 @@ from tunescope.diagnostics.features import (
     iter_batches,
     model_inputs,
 )
+from tunescope.diagnostics.options import DEFAULT_SKETCH_DIM  # declared there (light)
 
-DEFAULT_SKETCH_DIM = 65536
 DEFAULT_EXACT_BUDGET = 256 * 2**20  # bytes of stored float64 per-sample gradients before switching to the sketch
 
 

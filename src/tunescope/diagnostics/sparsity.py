@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from tunescope.diagnostics.options import DEFAULT_FRACTIONS  # declared there (light)
 from tunescope.models.layers import block_index_of, model_layout
 
-DEFAULT_FRACTIONS = (0.001, 0.01, 0.05, 0.1)
 CURVE_POINTS = 25
 
 

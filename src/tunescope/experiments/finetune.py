@@ -9,58 +9,26 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 import tunescope.experiments.analyses_lpft  # noqa: F401  (registers the ntk / calibration / head add-ons)
 import tunescope.training.diagnostics_addon  # noqa: F401  (registers the diagnostics add-on)
-from tunescope.config import check
-from tunescope.diagnostics.options import ProbeOptions
+import tunescope.training.noise  # noqa: F401  (registers the go-noise add-on)
 from tunescope.errors import UserError
+from tunescope.experiments.finetune_config import FinetuneConfig  # re-exported
 from tunescope.io import atomic_write, is_main_process
 from tunescope.strategies import STRATEGIES
 from tunescope.strategies.base import StrategyContext, check_options, learning_rate_for
-from tunescope.strategies.linear_probe import LinearProbeOptions
-from tunescope.strategies.lora import LoraOptions
-from tunescope.strategies.sift.config import SiftOptions
 from tunescope.tasks import TASKS
-from tunescope.tasks.options import TaskOptions
 from tunescope.training.addons import AddonBase, RunState, TrainingAddon, enabled_addons
-from tunescope.training.noise import NoiseOptions
-from tunescope.training.options import TrainingOptions
+from tunescope.training.launch import refuse_lone_cpu_launch
 
 # The training add-ons of a fine-tuning run, in the order their stages run.
 FINETUNE_ADDONS = ("diagnostics", "ntk", "calibration", "head-and-features", "go-noise")
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class FinetuneConfig(NoiseOptions, SiftOptions, LinearProbeOptions, ProbeOptions, LoraOptions, TrainingOptions,
-                     TaskOptions):
-    """Everything that defines a fine-tuning run (saved as the run's config.yaml).
-
-    Composed from the option groups (each declared and validated once): the task (model, data, columns,
-    max_length, limit, seed), the Trainer, LoRA, the probe batches, the linear probe, SIFT and GO noise.
-    """
-
-    strategy: str = "lora"
-    """Fine-tuning strategy (see `tunescope finetune --help` for the registered ones)."""
-    diagnose: bool = False
-    """Record per-layer diagnostics of the pre-trained model before training and Delta-CKA after (on in `run`)."""
-    ntk_samples: int = 0
-    """Before training, compute the eNTK split P + F and the FT ratio on this many training examples (0: off)."""
-    calibration_bins: int = 15
-    """Equal-width confidence bins for ECE / MCE and the reliability diagram."""
-    feature_change: bool = True
-    """After training, compare pre-trained and fine-tuned features phi(x) on the test split (cosine, L2)."""
-
-    def validate(self) -> None:
-        check(self.ntk_samples >= 0, "ntk_samples", self.ntk_samples, "an integer >= 0 (0: off)")
-        check(self.calibration_bins >= 1, "calibration_bins", self.calibration_bins, "a positive integer")
-        STRATEGIES.get(self.strategy)  # unknown strategy -> exit 2 with "did you mean"
 
 
 def _accuracy_by_epoch(log_history: list[dict]) -> list[dict]:
@@ -94,6 +62,7 @@ def finetune(config: FinetuneConfig, run_dir: str | Path, *, resume: bool = Fals
         latest_complete_checkpoint,
     )
 
+    refuse_lone_cpu_launch()  # before anything loads (the Trainer checks again, for every other recipe)
     rd = RunDir(Path(run_dir))
     checkpoint = None
     if resume:

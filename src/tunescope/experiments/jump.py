@@ -14,16 +14,18 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from tunescope.config import Options, check
-from tunescope.data.corpus import load_corpus
-from tunescope.diagnostics.jump import jump_profile
 from tunescope.experiments.recipe import run_recipe
 from tunescope.experiments.rundir import RunDir
 from tunescope.io import is_main_process
-from tunescope.models.layers import model_layout
+
+if TYPE_CHECKING:
+    import torch
+
+# Module level stays light (torch, the corpus and the models are imported where they are used): the CLI builds
+# `tunescope jump --help` from JumpConfig.
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,8 @@ def text_batches(tokenizer, texts: list[str], max_length: int, batch_size: int) 
 
 def measure(label: str, source: str, texts: list[str], config: JumpConfig) -> dict:
     """The profile of one model on `texts` (one forward pass per batch)."""
+    from tunescope.diagnostics.jump import jump_profile
+    from tunescope.models.layers import model_layout
     from tunescope.models.load import load_encoder_or_lm
 
     model, tokenizer = load_encoder_or_lm(source)
@@ -100,6 +104,7 @@ def measure(label: str, source: str, texts: list[str], config: JumpConfig) -> di
 
 def run_jump(config: JumpConfig, out_dir: str | Path) -> dict:
     """Measure every model, write results.json, jump_profile.png and report.html into `out_dir`."""
+    from tunescope.data.corpus import load_corpus
     from tunescope.report.plots import save_figure
     from tunescope.report.sections.jump import profile_figure
 

@@ -11,25 +11,23 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from tunescope.config import check
-from tunescope.diagnostics.ntk import (
-    DEFAULT_SKETCH_DIM,
-    NTKResult,
-    entk_decomposition,
-    split_parameters,
-)
-from tunescope.diagnostics.options import ProbeOptions
+from tunescope.diagnostics.options import DEFAULT_SKETCH_DIM, ProbeOptions
 from tunescope.experiments.preflight import preflight
 from tunescope.experiments.recipe import run_recipe
 from tunescope.experiments.rundir import RunDir
 from tunescope.io import atomic_write
-from tunescope.strategies.linear_probe import LinearProbeOptions
-from tunescope.strategies.lora import LoraOptions
+from tunescope.strategies.options import LinearProbeOptions, LoraOptions
 from tunescope.strategies.sift.config import SiftOptions
 from tunescope.tasks.options import TaskOptions
+
+if TYPE_CHECKING:
+    from tunescope.diagnostics.ntk import NTKResult
+
+# Module level stays light (numpy and the eNTK code are imported where they are used): the CLI builds
+# `tunescope ntk --help` from NTKConfig.
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +67,8 @@ def ntk_of_prepared(model, tokenized_train, collator, *, samples: int, seed: int
                     sketch_dim: int = DEFAULT_SKETCH_DIM, batch_size: int = 32, matrix: bool = True) -> NTKResult | None:
     """eNTK of an already prepared model (None when nothing outside the head trains, e.g. `head`);
     `matrix=False`: FT ratio only, without the F matrix."""
+    from tunescope.diagnostics.ntk import entk_decomposition, split_parameters
+
     backbone, _ = split_parameters(model)
     if not backbone:
         return None
@@ -91,6 +91,8 @@ def ntk_of_prepared(model, tokenized_train, collator, *, samples: int, seed: int
 
 def run_ntk(config: NTKConfig, run_dir: str | Path) -> dict:
     """Prepare the model as `config.strategy` would, compute the eNTK split, write results.json + kernels.npz."""
+    import numpy as np
+
     from tunescope.strategies import STRATEGIES, StrategyContext
     from tunescope.strategies.base import check_options, learning_rate_for
     from tunescope.tasks import load_task

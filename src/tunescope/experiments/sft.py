@@ -4,8 +4,11 @@
 `finetune` (full, lora, lora-inflection, sift); the ones that fit a classification head (head, lp-ft, lp-lora) are
 refused: a causal LM has no such head. lora-inflection diagnoses the pre-trained model on the SFT loss (the labels
 are -100 outside the completion tokens) before it picks its layers; SIFT picks its top-k entries from the gradient
-of the same loss; GO noise is the `go-noise` training add-on, the forgetting check (perplexity of held-out plain
-text before and after training) the `retention` one. What is measured: tasks/causal_lm.py.
+of the same loss; GO noise is the `go-noise` training add-on, the forgetting check (perplexity and next-token
+accuracy of held-out plain text before and after training) the `retention` one, the per-layer diagnostics on the
+SFT loss (the table before / after with `diagnose`, every registered metric every `diagnose_every` steps during
+training) the `diagnostics` one. `resume=True` continues an interrupted run from its newest complete checkpoint,
+as `finetune` does. What is measured: tasks/causal_lm.py.
 """
 
 from __future__ import annotations
@@ -13,119 +16,88 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import tunescope.tasks.causal_lm  # noqa: F401  (registers the causal-lm task)
+import tunescope.tasks.causal_lm  # registers the causal-lm task
+import tunescope.training.diagnostics_addon  # registers the diagnostics add-on
+import tunescope.training.noise  # registers the go-noise add-on
 import tunescope.training.retention  # noqa: F401  (registers the retention add-on)
-from tunescope.config import check
-from tunescope.diagnostics.options import ProbeOptions
+from tunescope.diagnostics.options import ProbeOptions, draw_probe
 from tunescope.errors import UserError
+from tunescope.experiments.sft_config import (  # re-exported
+    SFTConfig,
+    refuse_head_strategy,
+)
 from tunescope.io import is_main_process
 from tunescope.strategies import STRATEGIES
-from tunescope.strategies.base import StrategyContext, check_options, count_parameters, learning_rate_for
-from tunescope.strategies.lora import LoraOptions
-from tunescope.strategies.sift.config import SiftOptions
+from tunescope.strategies.base import (
+    StrategyContext,
+    check_options,
+    count_parameters,
+    learning_rate_for,
+)
 from tunescope.tasks import TASKS
-from tunescope.tasks.options import TaskOptions
 from tunescope.training.addons import RunState, TrainingAddon, enabled_addons
-from tunescope.training.noise import NoiseOptions
-from tunescope.training.options import TrainingOptions
 
 # The training add-ons of an SFT run, in the order their stages run.
-SFT_ADDONS = ("retention", "go-noise")
+SFT_ADDONS = ("diagnostics", "retention", "go-noise")
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class SFTConfig(NoiseOptions, SiftOptions, ProbeOptions, LoraOptions, TrainingOptions, TaskOptions):
-    """Everything that defines an SFT run (saved as the run's config.yaml).
-
-    Composed from the option groups (task, Trainer, LoRA, SIFT, probe batches, GO noise); model, data and
-    max_length keep their declaration in TaskOptions and only get SFT defaults here.
-    """
-
-    model: str = "smollm2-135m"
-    """Model: a decoder (causal LM): a named asset (smollm2-135m), a local folder, or a hub id."""
-    data: str = "quartz"
-    """SFT data: a named asset (quartz) or a local jsonl/json/csv/parquet file with a `messages` column,
-    `prompt` + `completion` columns, or a text column (optional `choices`: candidate answers)."""
-    max_length: int = 256
-    """Maximum tokens per sequence: a longer completion is cut; an example whose prompt fills it is dropped
-    (counted in results.json)."""
-    strategy: str = "lora"
-    """Fine-tuning strategy: full, lora, lora-inflection or sift (the classification-head ones are refused)."""
-    completion_only_loss: bool = True
-    """Loss on the completion / assistant tokens only (false: on every token of each sequence)."""
-    chat_template: str | None = None
-    """A Jinja chat-template file to use instead of the tokenizer's (e.g. one with {% generation %} markers)."""
-    packing: bool = False
-    """Pack the training sequences into max_length-token rows (trl's best-fit packing, no padding)."""
-    answer_max_new_tokens: int = 8
-    """Greedy-generation budget (tokens) of an answer, for task accuracy on data with choices."""
-    eval_before: bool = False
-    """Also evaluate the pre-trained model on the test split (results.json `eval_before`)."""
-    retention_docs: int = 0
-    """Forgetting check: perplexity of this many held-out documents of retention_data before and after training
-    (results.json `retention`; 0: off)."""
-    retention_data: str = "news_text"
-    """Plain-text corpus of the forgetting check: a named corpus (news_text) or a local csv/jsonl/txt file."""
-
-    def validate(self) -> None:
-        refuse_head_strategy(self.strategy)
-        check(self.retention_docs >= 0, "retention_docs", self.retention_docs, "an integer >= 0 (0: off)")
-        check(self.answer_max_new_tokens >= 1, "answer_max_new_tokens", self.answer_max_new_tokens,
-              "a positive integer")
-        check(self.chat_template is None or Path(self.chat_template).expanduser().is_file(), "chat_template",
-              self.chat_template, "an existing Jinja template file")
-        check(self.label_column is None, "label_column", self.label_column,
-              "nothing: SFT data has no labels (formats: messages, prompt + completion, text)")
-
-
-def refuse_head_strategy(name: str) -> None:
-    """UserError for an unknown strategy (did-you-mean) or one that fits a classification head."""
-    strategy = STRATEGIES.get(name)
-    if strategy.needs_head:
-        usable = ", ".join(n for n in STRATEGIES.names() if not STRATEGIES.get(n).needs_head)
-        raise UserError(f"bad value {name!r} for strategy: it fits a classification head, and a causal LM has none "
-                        f"(SFT trains the language model itself); use one of {usable}")
-
-
-def sft(config: SFTConfig, run_dir: str | Path, *, write_report: bool = True,
+def sft(config: SFTConfig, run_dir: str | Path, *, resume: bool = False, write_report: bool = True,
         extra_addons: Sequence[TrainingAddon] = (), overwrite: bool = False) -> dict:
     """Supervised fine-tuning of `config.model` on `config.data` with `config.strategy`; returns the results.
 
     Writes RUN_DIR/config.yaml, metrics.jsonl, checkpoints/ (Trainer checkpoints + final/: a safetensors model,
-    a PEFT adapter folder or a SIFT delta), results.json and report.html. `extra_addons`: training add-ons of your
-    own, run after SFT_ADDONS. A non-empty RUN_DIR is refused unless `overwrite=True`, which clears it first.
+    a PEFT adapter folder or a SIFT delta), results.json and report.html. With `resume=True`, training continues
+    from the newest complete checkpoint in RUN_DIR/checkpoints (from the start when the run was stopped before its
+    first one) and ends with the weights of an uninterrupted run; a non-empty RUN_DIR is otherwise refused unless
+    `overwrite=True`, which clears it first. `extra_addons`: training add-ons of your own, run after SFT_ADDONS.
     """
     from tunescope.experiments.recipe import run_recipe
     from tunescope.experiments.rundir import RunDir
+    from tunescope.training.checkpoints import checkpoint_step
 
     # tunescope runs offline by design: trl's usage ping stays off unless the user turned it on.
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    rd = RunDir(Path(run_dir))
+    checkpoint = _resume_point(rd) if resume else None
     strategy = STRATEGIES.get(config.strategy)
     refuse_head_strategy(config.strategy)
     check_options(strategy, config, "sft")
     addons = [*enabled_addons(SFT_ADDONS, config), *extra_addons]
 
     def body(rd: RunDir) -> dict:
-        if is_main_process():
-            rd.metrics_file.unlink(missing_ok=True)
-        return _train_and_evaluate(config, rd, strategy, addons)
+        if is_main_process():  # the log holds what this run did: nothing past the step it continues from
+            if checkpoint is None:
+                rd.metrics_file.unlink(missing_ok=True)
+            else:
+                rd.trim_metrics(checkpoint_step(Path(checkpoint)))
+        return _train_and_evaluate(config, rd, strategy, addons, checkpoint)
 
-    return run_recipe("sft", config, RunDir(Path(run_dir)), body, write_report=write_report, overwrite=overwrite)
+    return run_recipe("sft", config, rd, body, write_report=write_report, resume=resume, overwrite=overwrite)
+
+
+def _resume_point(rd) -> str | None:
+    """The checkpoint `--resume` continues from: the newest complete one (a half-written newest one falls back to
+    the previous); None = from the start (stopped before its first checkpoint). UserError when nothing is there."""
+    from tunescope.training.checkpoints import latest_complete_checkpoint
+
+    found = latest_complete_checkpoint(rd.checkpoints)
+    if found is None and rd.saved_config() is None:
+        raise UserError(f"nothing to resume in {str(rd.path)!r}: no config.yaml and no complete checkpoint")
+    log.info("resuming from %s", found or "the start (stopped before its first checkpoint)")
+    return str(found) if found is not None else None
 
 
 def _diagnose_on_sft_loss(model, loaded, config) -> dict:
     """The per-layer diagnosis (and inflection band) of the pre-trained model on probe batches of the training
-    split, its loss masked to the completion tokens; lora-inflection adapts the layers it selects."""
-    from tunescope.data.sft_prepare import sft_probe_batches
+    split, its loss masked to the completion tokens; lora-inflection adapts the layers it selects. The batches
+    are the ones the `diagnostics` add-on draws (draw_probe through the task's collator)."""
     from tunescope.diagnostics.layerwise import diagnose
 
-    probe = sft_probe_batches(loaded.tokenized["train"], loaded.collator, batch_size=config.probe_batch_size,
-                              num_batches=config.probe_batches, seed=config.seed)
+    probe = draw_probe(config, loaded.tokenized["train"], loaded.tokenizer, collate=loaded.collator)
     found, _ = diagnose(model, probe, width=config.inflection_width)
     return found
 
@@ -143,7 +115,7 @@ def _by_epoch(log_history: list[dict]) -> list[dict]:
              "mean_token_accuracy": h.get("eval_mean_token_accuracy")} for h in log_history if "eval_loss" in h]
 
 
-def _train_and_evaluate(config: SFTConfig, rd, strategy, addons: list) -> dict:
+def _train_and_evaluate(config: SFTConfig, rd, strategy, addons: list, checkpoint: str | None = None) -> dict:
     """The body of the recipe: load the task, prepare the strategy, train with SFTTrainer, evaluate, save."""
     from tunescope.tasks.causal_lm import load_lm_checkpoint, token_evaluation
     from tunescope.training.sft_trainer import build_sft_trainer, no_kv_cache
@@ -177,7 +149,7 @@ def _train_and_evaluate(config: SFTConfig, rd, strategy, addons: list) -> dict:
                                 optimizer=strategy.create_optimizer(model, ctx), callbacks=callbacks)
     run.trainer = trainer
     with no_kv_cache(model):
-        trainer.train()
+        trainer.train(resume_from_checkpoint=checkpoint)
     model = run.model = trainer.model
 
     trainable, total = count_parameters(model)

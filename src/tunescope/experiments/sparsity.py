@@ -12,12 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunescope.config import check
-from tunescope.diagnostics.sparsity import (
-    DEFAULT_FRACTIONS,
-    accumulate_gradients,
-    block_weight_names,
-    sparsity_from_grads,
-)
+from tunescope.diagnostics.options import DEFAULT_FRACTIONS
 from tunescope.experiments.preflight import preflight
 from tunescope.experiments.recipe import run_recipe
 from tunescope.tasks.options import TaskOptions
@@ -46,6 +41,11 @@ class SparsityConfig(TaskOptions):
 def run_sparsity(config: SparsityConfig, run_dir: str | Path) -> dict:
     """Measure, write results.json (key `sparsity`) and report.html; returns the results dict."""
     from tunescope.data.tokenize import probe_batches
+    from tunescope.diagnostics.sparsity import (
+        accumulate_gradients,
+        block_weight_names,
+        sparsity_from_grads,
+    )
     from tunescope.strategies.sift.config import resolve_targets
     from tunescope.tasks import load_task
 

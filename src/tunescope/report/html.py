@@ -19,10 +19,14 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;
 color:#222;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
-td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}th{background:#f4f4f4}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em;max-width:100%}
+td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
+td{overflow-wrap:anywhere}td.num{white-space:nowrap;overflow-wrap:normal}th{background:#f4f4f4}code{overflow-wrap:anywhere;font-size:.9em}
+.headline{font-size:1.25em;font-weight:600;margin:.4em 0}
 img{max-width:100%;display:block;margin:.6em 0}.muted{color:#777}.note{background:#fafae8;padding:.4em .7em}
 """
+# overflow-wrap:anywhere lets a long path or command line in a cell break anywhere, so no table is wider than
+# the page (a wide table scrolls the whole report sideways); headers are short words and wrap only between them.
 
 
 RERUN = "rerun the command that made this run (its config.yaml holds the settings)"

@@ -19,6 +19,14 @@ def new_figure(width: float = 6.0, height: float = 3.4):
     return fig, ax
 
 
+def integer_ticks(ax, axis: str = "x") -> None:
+    """Ticks only at whole numbers on `axis`: steps, epochs and layers are counts, and a tick at step 2.5
+    names a step that never happened."""
+    from matplotlib.ticker import MaxNLocator
+
+    getattr(ax, f"{axis}axis").set_major_locator(MaxNLocator(integer=True))
+
+
 def figure_png(fig) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()

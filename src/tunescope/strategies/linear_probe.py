@@ -23,25 +23,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from tunescope.config import Options, check
 from tunescope.diagnostics.features import extract_features, head_linear, head_norm
 from tunescope.errors import UserError
+from tunescope.strategies.options import LinearProbeOptions  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class LinearProbeOptions(Options):
-    """The linear-probe fields of a command's config (head, lp-ft, lp-lora)."""
-
-    lp_cs: int = 10
-    """Linear probe (head, lp-ft, lp-lora): number of L2 strengths C tried by LogisticRegressionCV (log-spaced)."""
-    lp_cv: int = 5
-    """Linear probe: cross-validation folds for choosing C."""
-
-    def validate(self) -> None:
-        check(self.lp_cs >= 1, "lp_cs", self.lp_cs, "a positive integer")
-        check(self.lp_cv >= 2, "lp_cv", self.lp_cv, "an integer >= 2")
 
 
 @dataclass

@@ -6,44 +6,17 @@ pre-trained function. `--layers 3,4` restricts adapters to those blocks (peft `l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from peft import LoraConfig, TaskType, get_peft_model
 from torch import nn
 
-from tunescope.config import Options, check
 from tunescope.errors import UserError
 from tunescope.models.layers import default_lora_targets, model_layout
 from tunescope.strategies.base import STRATEGIES, StrategyBase, StrategyContext
+from tunescope.strategies.options import LoraOptions  # re-exported
 
 # Default targets: the projections inside each block's attention module, discovered from the model
 # (models.layers.default_lora_targets; BERT q, k, v; Llama q, k, v, o). Hu et al. 2021 adapt q and v only;
 # q, k, v reaches full-FT accuracy more reliably on small encoders.
-
-
-@dataclass
-class LoraOptions(Options):
-    """The LoRA fields of a command's config (lora, lora-inflection, lp-lora)."""
-
-    lora_rank: int = 8
-    """LoRA rank r."""
-    lora_alpha: float = 16.0
-    """LoRA scaling numerator alpha (update scaled by alpha / r)."""
-    lora_dropout: float = 0.1
-    """Dropout on the LoRA input."""
-    lora_targets: list[str] | None = None
-    """Module names LoRA adapts (default: the architecture's attention projections)."""
-    layers: list[int] | None = None
-    """Blocks (0-based) that get LoRA adapters (default: all)."""
-
-    def validate(self) -> None:
-        check(self.lora_rank >= 1, "lora_rank", self.lora_rank, "a positive integer")
-        check(self.lora_alpha > 0, "lora_alpha", self.lora_alpha, "a positive number")
-        check(0 <= self.lora_dropout < 1, "lora_dropout", self.lora_dropout, "a number in [0, 1)")
-        check(self.layers is None or (len(self.layers) > 0 and min(self.layers) >= 0), "layers", self.layers,
-              "block indices >= 0 (checked against the model's block count when it is loaded)")
-        check(self.lora_targets is None or len(self.lora_targets) > 0, "lora_targets", self.lora_targets,
-              "at least one module name")
 
 
 def lora_config_for(model: nn.Module, *, rank: int, alpha: float, dropout: float,

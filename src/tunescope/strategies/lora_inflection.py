@@ -21,7 +21,7 @@ def probe_for(ctx: StrategyContext) -> list[dict]:
     """The probe batches of a run: seeded draws from the tokenised training split."""
     if "train" not in ctx.tokenized:
         raise UserError("bad context for lora-inflection: no tokenised training split to draw probe batches from")
-    return draw_probe(ctx.config, ctx.tokenized["train"], ctx.tokenizer)
+    return draw_probe(ctx.config, ctx.tokenized["train"], ctx.tokenizer, ctx.collator)  # SFT: trl's masked labels
 
 
 class LoRAInflection(StrategyBase):

@@ -14,8 +14,23 @@ The keys reach TensorBoard / W&B / MLflow without any extra call: when the Train
 Every `every_n_steps` optimizer steps (main process only) it runs one forward + backward over the fixed probe
 batches with `torch.autograd.grad` (the training step's gradients and optimizer state are not touched), asks the
 Trainer to log, and adds `diag/layer_XX/<key>` (0-based XX) for every key of the chosen metrics to that log entry.
+Under FSDP (sharded parameters) every process runs the pass with the same probe batches and the gradient norms are
+those of the full tensors, computed from the shards (diagnostics/sharded.py).
 `history` keeps every measurement. `metrics` are names from the metric registry (diagnostics.metrics; default:
 all recorded ones), so a newly registered metric is logged without an edit here.
+
+The loss it differentiates is the model's own loss on the probe batches' `labels`, so the probe decides what is
+measured. In trl's SFTTrainer, draw it from the trainer's prepared data through its collator, which keeps the
+labels -100 outside the completion / assistant tokens (the masked SFT loss the trainer minimises):
+
+    trainer = SFTTrainer(model=model, args=SFTConfig(..., assistant_only_loss=True), train_dataset=chats, ...)
+    probe = probe_batches(trainer.train_dataset, tokenizer, batch_size=8, num_batches=2, seed=0,
+                          collate=trainer.data_collator)
+    trainer.add_callback(DiagnosticsCallback(probe, every_n_steps=50))
+
+(With packing=True the trainer's rows are packed and its collator is padding-free: draw the probe from unpacked
+rows, e.g. data.sft_prepare.sft_probe_batches on tunescope's own preparation.) `tunescope sft --diagnose-every N`
+does this through the `diagnostics` training add-on.
 """
 
 from __future__ import annotations
@@ -26,8 +41,8 @@ from collections.abc import Sequence
 
 from transformers import TrainerCallback
 
-from tunescope.diagnostics.layerwise import layer_diagnostics
 from tunescope.diagnostics.metrics import check_metrics
+from tunescope.diagnostics.sharded import is_sharded, layer_table
 from tunescope.errors import UserError
 
 
@@ -91,15 +106,18 @@ class DiagnosticsCallback(TrainerCallback):
         return control
 
     def measure(self, model, step: int) -> dict[str, float]:
-        rows, _ = layer_diagnostics(model, self.probe_batches, metrics=self.metrics)
+        rows = layer_table(model, self.probe_batches, metrics=self.metrics)  # FSDP: norms of the full tensors
         self.history.append({"step": step, "layers": rows})
         return flatten_rows(rows)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if not state.is_world_process_zero or model is None or state.global_step % self.every_n_steps:
+        if model is None or state.global_step % self.every_n_steps:
             return control
-        self._pending = self.measure(model, state.global_step)
-        control.should_log = True
+        control.should_log = True  # on every process: the Trainer's log gathers the loss across processes
+        # A sharded (FSDP) model's pass is collective: every process runs it, process 0 reports.
+        if state.is_world_process_zero or is_sharded(model):
+            pending = self.measure(model, state.global_step)
+            self._pending = pending if state.is_world_process_zero else None
         return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):

@@ -16,26 +16,13 @@ Usable from the HF Trainer (`GONoiseCallback`) or from any plain loop (`Gaussian
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from transformers import TrainerCallback
 
-from tunescope.config import Options, check
 from tunescope.errors import UserError
 from tunescope.training.addons import TRAINING_ADDONS, AddonBase, RunState
-
-
-@dataclass
-class NoiseOptions(Options):
-    """The GO-training field of a training command's config."""
-
-    noise_sigma: float = 0.0
-    """GO training: loss at theta + eps, eps ~ N(0, sigma^2 I) drawn once per optimizer step, gradient applied to theta (0: off; paper 0.01)."""
-
-    def validate(self) -> None:
-        check(self.noise_sigma >= 0, "noise_sigma", self.noise_sigma, "a number >= 0 (0: GO training off)")
+from tunescope.training.options import NoiseOptions  # noqa: F401  (re-exported)
 
 
 class GaussianWeightNoise:

@@ -1,4 +1,9 @@
-"""Trainer settings shared by every training command, declared once (they become TrainingArguments)."""
+"""Trainer settings shared by every training command, declared once (they become TrainingArguments), and the
+GO-noise field (training/noise.py re-exports NoiseOptions).
+
+Light on purpose (stdlib and tunescope.config only; validation imports what it needs): the CLI builds every
+command's flags and help from these classes without loading torch or transformers.
+"""
 
 from __future__ import annotations
 
@@ -35,6 +40,9 @@ class TrainingOptions(Options):
     """Checkpoint every N steps (default: at the end of every epoch)."""
     save_total_limit: int = 2
     """How many checkpoints to keep (the newest)."""
+    group_by_length: bool = False
+    """Batch training examples of similar length together (transformers' seeded LengthGroupedSampler): less
+    padding, so faster steps when lengths vary; the batches then differ from a plain shuffled order."""
     report_to: list[str] = field(default_factory=lambda: ["none"])
     """Where the Trainer also logs: none, or any installed integration the Trainer supports (tensorboard, wandb, mlflow, trackio, ...)."""
 
@@ -75,3 +83,14 @@ class TrainingOptions(Options):
             check(name in installed, "report_to", name,
                   f"an installed integration (installed: {', '.join(installed) or 'none'}; pip install {name})")
         self.report_to = names
+
+
+@dataclass
+class NoiseOptions(Options):
+    """The GO-training field of a training command's config."""
+
+    noise_sigma: float = 0.0
+    """GO training: loss at theta + eps, eps ~ N(0, sigma^2 I) drawn once per optimizer step, gradient applied to theta (0: off; paper 0.01)."""
+
+    def validate(self) -> None:
+        check(self.noise_sigma >= 0, "noise_sigma", self.noise_sigma, "a number >= 0 (0: GO training off)")

@@ -1,13 +1,14 @@
 """Training add-on `retention`: what SFT costs the model's general language modelling (forgetting).
 
-Before and after training, the perplexity of held-out documents of a corpus (news_text by default) that has
-nothing to do with the SFT data: the first `retention_docs` held-out documents (data.corpus.load_corpus, seeded),
-each followed by the end-of-text token, concatenated and cut into max_length-token blocks (data.lm.pack_blocks);
-every token of a block is a loss token, so
-    loss = mean over the predicted tokens of -log p(x_t | x_<t),  perplexity = exp(loss),
-the same formula as the SFT evaluation (training/lm_evaluate.py). results.json `retention`: data, docs, blocks,
-tokens, loss_before / perplexity_before, loss_after / perplexity_after and perplexity_ratio = after / before
-(> 1: the model got worse at plain text).
+Before and after training, the perplexity and next-token accuracy of held-out documents of a corpus (news_text by
+default) that has nothing to do with the SFT data: the first `retention_docs` held-out documents
+(data.corpus.load_corpus, seeded), each followed by the end-of-text token, concatenated and cut into
+max_length-token blocks (data.lm.pack_blocks); every token of a block but the first is a predicted token t, so
+    loss = mean over t of -log p(x_t | x_<t),  perplexity = exp(loss),
+    accuracy = share of t with argmax_v p(v | x_<t) = x_t  (mean token accuracy),
+the same formulas and the same token statistics as the SFT evaluation (training/lm_evaluate.py). results.json
+`retention`: data, docs, blocks, tokens, loss_before / perplexity_before / accuracy_before, loss_after /
+perplexity_after / accuracy_after and perplexity_ratio = after / before (> 1: the model got worse at plain text).
 
 It measures the model as the strategy prepared it, before any step: LoRA starts with B = 0 and SIFT with zero
 increments, so that is the pre-trained model's perplexity.
@@ -40,10 +41,12 @@ def _measure(run: RunState, when: str) -> None:
     facts = run.results["retention"]
     facts["tokens"] = metrics["tokens"]
     facts[f"loss_{when}"], facts[f"perplexity_{when}"] = metrics["loss"], metrics["perplexity"]
+    facts[f"accuracy_{when}"] = metrics["mean_token_accuracy"]
 
 
 class Retention(AddonBase):
-    """Perplexity on held-out plain text before and after training (on when retention_docs > 0)."""
+    """Perplexity and next-token accuracy on held-out plain text before and after training (on when
+    retention_docs > 0)."""
 
     name = "retention"
 

@@ -18,6 +18,7 @@ from tunescope.errors import TrainingDivergedError
 from tunescope.io import append_jsonl, quiet, is_main_process
 from tunescope.training import checkpoints as ckpt
 from tunescope.training.evaluate import classification_metrics
+from tunescope.training.launch import prepare_launch
 
 
 class MetricsLogCallback(TrainerCallback):
@@ -148,6 +149,10 @@ class StrategyTrainer(Trainer):
         if self.args.should_save:  # finish what a killed run left half-done: staging, trash, rotation
             ckpt.tidy_checkpoints(self.args.output_dir, self.args.save_total_limit)
 
+    def create_accelerator_and_postprocess(self) -> None:
+        super().create_accelerator_and_postprocess()
+        prepare_launch(self)  # FSDP on CPU processes too, and exit 2 for launches that would quietly do less
+
     def _get_output_dir(self, trial) -> str:
         # While a checkpoint is being saved the Trainer's own code writes it into the staging folder.
         return self._staging_root or super()._get_output_dir(trial)
@@ -249,14 +254,15 @@ def training_arguments(config, output_dir: Path, learning_rate: float, has_eval:
         warmup_steps=float(config.warmup_ratio),  # a float in [0, 1) is a ratio of the total steps
         lr_scheduler_type=config.lr_scheduler,
         logging_steps=config.logging_steps,
-        logging_nan_inf_filter=False,
-        disable_tqdm=quiet() or None,  # None: the Trainer's own default (bars unless logging is quieter than warn)  # we want to see a NaN loss, not a smoothed-over average
+        logging_nan_inf_filter=False,  # we want to see a NaN loss, not a smoothed-over average
+        disable_tqdm=quiet() or None,  # None: the Trainer's own default (bars unless logging is quieter than warn)
         eval_strategy="epoch" if has_eval else "no",
         save_total_limit=config.save_total_limit,
         seed=config.seed,
         data_seed=config.seed,
         report_to=list(getattr(config, "report_to", ["none"])),
         dataloader_num_workers=0,
+        train_sampling_strategy="group_by_length" if getattr(config, "group_by_length", False) else "random",
         remove_unused_columns=False,
         label_names=["labels"],
         # Without an accelerator the Trainer must be told it runs on the CPU, or each process of a torchrun /

@@ -9,6 +9,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from tunescope.experiments.calibrate import calibrate_run
 
     rep = calibrate_run(args.run_dir, n_bins=args.bins, rerun=args.rerun)
+    args.json_payload = rep  # what --json prints
     print(f"test accuracy {rep['accuracy']:.4f}  ECE {rep['ece']:.4f}  MCE {rep['mce']:.4f}  NLL {rep['nll']:.4f}  "
           f"Brier {rep['brier']:.4f}")
     if "temperature" in rep:

@@ -32,8 +32,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
+    from tunescope.cli.commands import config_class
     from tunescope.cli.common import add_common_options, add_config_flags
-    from tunescope.experiments.finetune import FinetuneConfig
 
     p = sub.add_parser("compare", help="run several strategies on the same data and seeds; one table + report",
                        description="Fine-tune once per strategy and seed (runs in OUT/<strategy>-seed<s>/; with "
@@ -44,5 +44,5 @@ def register(sub) -> None:
     p.add_argument("--strategies", required=True, help="comma-separated strategies, e.g. head,full,lora,lp-ft,lp-lora")
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default: --seed, or 0)")
     add_common_options(p)
-    add_config_flags(p, FinetuneConfig, skip=("strategy",))
+    add_config_flags(p, config_class("compare"), skip=("strategy",))
     p.set_defaults(handler=_compare)

@@ -14,16 +14,17 @@ from tunescope.cli.common import (
 
 
 def add_finetune_options(parser: argparse.ArgumentParser) -> None:
-    from tunescope.experiments.finetune import FinetuneConfig
+    from tunescope.cli.commands import config_class
 
     add_common_options(parser)
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run in --out from its last checkpoint")
-    add_config_flags(parser, FinetuneConfig)
+    add_config_flags(parser, config_class("finetune"))
 
 
-def load_finetune_config(args: argparse.Namespace):
-    """The FinetuneConfig of a command; on --resume, the run directory's saved config is the base."""
+def load_finetune_config(args: argparse.Namespace, config_class=None):
+    """The FinetuneConfig (or `config_class`, e.g. SFTConfig) of a command; on --resume, the run directory's saved
+    config is the base."""
     from tunescope.config import load_yaml
     from tunescope.errors import UserError
     from tunescope.experiments.finetune import FinetuneConfig
@@ -36,7 +37,7 @@ def load_finetune_config(args: argparse.Namespace):
         if not saved.is_file():
             raise UserError(f"nothing to resume in {args.out!r}: no config.yaml")
         base = load_yaml(saved)
-    config = resolve_config(FinetuneConfig, args, base)
+    config = resolve_config(config_class or FinetuneConfig, args, base)
     if base:
         _check_same_as_saved(config, base, args.out)
     return config
@@ -90,9 +91,10 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from tunescope.strategies import STRATEGIES
+    # The registry's names, read without importing the strategies (torch, peft).
+    from tunescope.strategies.options import STRATEGY_NAMES
 
     p = sub.add_parser("finetune", help="fine-tune a model with one strategy",
-                       description=f"Fine-tune with a strategy: {', '.join(STRATEGIES.names())}.")
+                       description=f"Fine-tune with a strategy: {', '.join(STRATEGY_NAMES)}.")
     add_finetune_options(p)
     p.set_defaults(handler=_finetune)

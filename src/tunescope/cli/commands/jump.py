@@ -25,16 +25,18 @@ def _jump(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from tunescope.cli.common import add_common_options, add_config_flags
-    from tunescope.experiments.jump import JumpConfig
+    from tunescope.cli.commands import config_class
+    from tunescope.cli.common import add_common_options, add_config_flags, default_text
 
     p = sub.add_parser("jump", help="displacement profile Psi_l, jump rate zeta and J per model",
                        description="Measure how far each transformer block turns the residual stream "
                                    "(Psi_l = (1 - cos(h_{l-1}, h_l)) / 2, averaged over valid tokens) for one or "
                                    "more models on the same held-out text, from one forward pass per batch. "
                                    "A pretrain run directory expands to all of its checkpoints.")
+    config = config_class("jump")
     p.add_argument("--model", dest="models", action="append", default=None, metavar="MODEL",
-                   help="model to measure (repeat for several): named asset, folder, hub id or pretrain run dir")
+                   help="model to measure (repeat for several): named asset, folder, hub id or pretrain run dir "
+                        f"(default: {default_text(config, 'models')})")
     add_common_options(p)
-    add_config_flags(p, JumpConfig, skip=("models",))
+    add_config_flags(p, config, skip=("models",))
     p.set_defaults(handler=_jump)

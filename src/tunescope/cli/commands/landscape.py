@@ -22,8 +22,8 @@ def _landscape(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
+    from tunescope.cli.commands import config_class
     from tunescope.cli.common import add_common_options, add_config_flags
-    from tunescope.experiments.landscape import LandscapeConfig
 
     p = sub.add_parser("landscape", help="basin radii along random / worst / sft directions",
                        description="Largest a with S(theta + a delta) >= S(theta) - tau along random (N(0, I)), "
@@ -31,5 +31,5 @@ def register(sub) -> None:
                                    "bracketing + bisection on both signs; Clopper-Pearson bounds; optional "
                                    "certified radius of the Gaussian-smoothed score. The weights are never changed.")
     add_common_options(p)
-    add_config_flags(p, LandscapeConfig)
+    add_config_flags(p, config_class("landscape"))
     p.set_defaults(handler=_landscape)

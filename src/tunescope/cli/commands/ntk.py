@@ -38,15 +38,16 @@ def _ntk(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
+    from tunescope.cli.commands import config_class
     from tunescope.cli.common import add_common_options, add_config_flags
-    from tunescope.experiments.ntk import NTKConfig
 
     p = sub.add_parser("ntk", help="eNTK decomposition P + F and FT ratio for a model (or a run's setting)",
                        description="Prepare the model as --strategy would at the start of fine-tuning and compute "
                                    "the pre-train-effective kernel P, the FT-effective kernel F, the FT ratio and "
                                    "the rank of P on --samples training examples.")
     add_common_options(p)
-    add_config_flags(p, NTKConfig)
+    add_config_flags(p, config_class("ntk"))
     p.add_argument("--run", metavar="RUN_DIR", default=None,
-                   help="take model, data, strategy, seed, limit and max_length from a fine-tuning run's config.yaml")
+                   help="take model, data, strategy, seed, limit and max_length from a fine-tuning run's config.yaml "
+                        "(default: none)")
     p.set_defaults(handler=_ntk)

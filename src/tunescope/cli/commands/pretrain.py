@@ -43,8 +43,8 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
+    from tunescope.cli.commands import config_class
     from tunescope.cli.common import add_common_options, add_config_flags
-    from tunescope.experiments.pretrain import PretrainConfig
 
     p = sub.add_parser("pretrain", help="pre-train a small Llama-style model (optionally with JREG)",
                        description="Pre-train a Llama-style model of a size preset on a text corpus with a BPE "
@@ -53,6 +53,6 @@ def register(sub) -> None:
                                    "penalty computed from the same forward pass. --limit caps corpus documents, "
                                    "--max-length sets the block size.")
     add_common_options(p)
-    add_config_flags(p, PretrainConfig)
+    add_config_flags(p, config_class("pretrain"))
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     p.set_defaults(handler=_pretrain)

@@ -24,13 +24,13 @@ def _sparsity(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
+    from tunescope.cli.commands import config_class
     from tunescope.cli.common import add_common_options, add_config_flags
-    from tunescope.experiments.sparsity import SparsityConfig
 
     p = sub.add_parser("sparsity", help="gradient quasi-sparsity (share of the gradient norm in the top p%%)",
                        description="Sum the training-loss gradient of a pre-trained model over a few batches and "
                                    "report, per tensor and overall, the share of the squared gradient norm carried "
                                    "by the largest 0.1 / 1 / 5 / 10 % of entries (SIFT's quasi-sparsity).")
     add_common_options(p)
-    add_config_flags(p, SparsityConfig)
+    add_config_flags(p, config_class("sparsity"))
     p.set_defaults(handler=_sparsity)

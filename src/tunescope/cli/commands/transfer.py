@@ -32,16 +32,17 @@ def _transfer(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
+    from tunescope.cli.commands import config_class
     from tunescope.cli.common import add_common_options, add_config_flags
-    from tunescope.experiments.transfer import TransferConfig
 
     p = sub.add_parser("transfer", help="seed-000 experiment: UNDER/OVER source, then full / lora / lora-inflection",
                        description="Source task fine-tuned UNDER (fraction of an epoch) and OVER (saturated), then "
                                    "each source model fine-tuned on the target task with every strategy and seed.")
     add_common_options(p)
-    add_config_flags(p, TransferConfig)
+    add_config_flags(p, config_class("transfer"))
     p.add_argument("--limit", type=int, default=None, metavar="N",
-                   help="cap examples per split of both tasks (sets source_limit and target_limit)")
+                   help="cap examples per split of both tasks (sets source_limit and target_limit; default: none, "
+                        "those two apply)")
     p.add_argument("--resume", action="store_true",
                    help="continue the experiment in --out: reuse its finished runs, resume its interrupted one")
     p.set_defaults(handler=_transfer)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 SECTION_MODULES: tuple[str, ...] = (
     "tunescope.report.sections.overview",
+    "tunescope.report.sections.plan",
     "tunescope.report.sections.diagnostics",
     "tunescope.report.sections.training",
     "tunescope.report.sections.evaluation",

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 from tunescope.diagnostics.metrics import table_columns
+from tunescope.report import headline
 from tunescope.report.plots import figure_html, new_figure
 from tunescope.report.sections import register_section
 from tunescope.report.tables import table
@@ -66,10 +67,12 @@ def diagnostics_section(results: dict, run_dir: Path) -> str | None:
         return None
     rows, band = found["layers"], found.get("inflection_layers") or []
     after = (results.get("diagnostics_after") or {}).get("layers")
-    out = [f"<p><b>Inflection layers {html.escape(str(band))}</b>: {html.escape(found.get('reason', ''))}</p>"]
-    if results.get("adapted_layers") is not None:
-        out.append(f"<p>LoRA adapters placed at layers {html.escape(str(results['adapted_layers']))} "
-                   f"({html.escape(str(results.get('adapted_because', '')))}).</p>")
+    # The summary at the top already gives one reason for what was adapted; repeat the selection's reason here
+    # only when the summary gave another (a plan's rule, layers given explicitly).
+    why = found.get("reason") or ""
+    said = why == headline.reason(results)
+    out = [f"<p><b>Inflection layers {html.escape(str(band))}</b> (shaded)"
+           + (": why, see the summary at the top" if said else f": {html.escape(why)}" if why else "") + ".</p>"]
     alt = "per-layer diagnostics: " + "; ".join(c.title for _, c in _present(rows))
     out.append(figure_html(layer_figure(rows, band, after), alt))
     columns = [c for _, c in table_columns() if any(c.key in r for r in rows)]

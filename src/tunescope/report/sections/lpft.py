@@ -11,10 +11,13 @@ from tunescope.report.tables import key_values, table
 
 @register_section("lpft", "Head norm and feature change (LP-FT)", order=24)
 def lpft(results: dict, run_dir: Path) -> str | None:
-    norms = results.get("head_norm")
+    """Only for a run with a linear-probe stage (head, lp-ft, lp-lora: `lp` or `head_norm.after_lp` present):
+    every classification run records head_norm and feature_change, but without the LP stage they are not the
+    LP-FT story, and the comparison table of `tunescope compare` shows them side by side."""
+    norms = results.get("head_norm") or {}
     fc = results.get("feature_change")
     lp = results.get("lp")
-    if not norms and not fc:
+    if not lp and norms.get("after_lp") is None:
         return None
     out = ""
     if norms:
@@ -23,7 +26,7 @@ def lpft(results: dict, run_dir: Path) -> str | None:
         out += table(("stage", "head norm"), [(s, norms[s]) for s in stages])
         fig, ax = new_figure(4.5, 2.8)
         ax.bar(stages, [norms[s] for s in stages], color="tab:purple")
-        ax.set_ylabel("||V||_F")
+        ax.set_ylabel("head norm ||V||_F")
         out += figure_html(fig, "head norm by stage")
     if lp:
         out += "<h3>Linear probe</h3>" + key_values(sorted(lp.items()))

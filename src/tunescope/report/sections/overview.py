@@ -1,13 +1,15 @@
-"""Report sections: the warnings box at the very top (a collapsed classifier ...), then what was run (model,
-data, strategy, sizes, parameters, majority-class baseline, time, config)."""
+"""Report sections: the warnings box at the very top (a collapsed classifier ...), then the summary: the
+headline result against its baseline, what was run, what was adapted and why, the warnings (report/headline.py),
+and the command line, provenance and resolved config folded away."""
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
 
+from tunescope.report import headline
 from tunescope.report.sections import register_section
-from tunescope.report.tables import key_values
+from tunescope.report.tables import key_values, table
 
 # Inline style: the page's stylesheet (report/html.py) has no warning class, and the box must stand out.
 _BOX_STYLE = "background:#fdecea;border:1px solid #e0a39b;border-left:6px solid #c0392b;padding:.5em 1em"
@@ -25,24 +27,26 @@ def warnings_box(results: dict, run_dir: Path) -> str | None:
     return f'<div class="warning" role="alert" style="{_BOX_STYLE}"><ul>{lines}</ul></div>'
 
 
-@register_section("overview", "Overview", order=0)
+@register_section("overview", "Summary", order=0)
 def overview(results: dict, run_dir: Path) -> str | None:
-    rows = [(k, results[k]) for k in ("model", "data", "strategy", "seed", "wall_seconds") if k in results]
-    if "trainable_params" in results and "total_params" in results:
-        share = results["trainable_params"] / max(results["total_params"], 1)
-        rows.append(("trainable / total parameters",
-                     f"{results['trainable_params']:,} / {results['total_params']:,} ({100 * share:.3g}%)"))
-    for split, n in (results.get("data_sizes") or {}).items():
-        rows.append((f"{split} examples", n))
-    baseline = results.get("baseline") or {}
-    if "accuracy" in baseline:
-        label = baseline.get("majority_label", baseline.get("majority_class"))
-        rows.append(("majority-class baseline (test accuracy of always predicting it)",
-                     f"{label}: {baseline['accuracy']:.4f}"))
-    if results.get("adapted_layers") is not None:
-        rows.append(("adapted layers", results["adapted_layers"]))
+    """The headline (report/headline.py): the result against its baseline in bold, then what ran, what was
+    adapted, the one reason why, and the warnings; the exact command line and the resolved config below."""
+    rows = [("what ran", headline.ran(results))]
+    for label, text in (("adapted", headline.adapted(results)), ("why", headline.reason(results))):
+        if text:
+            rows.append((label, text))
+    rows.append(("warnings", headline.warnings_summary(results)))
+    result = headline.result(results)
+    out = f'<p class="headline">{html.escape(result)}</p>' if result else ""
+    out += table(("", ""), rows, head=False)
+    if results.get("command_line"):
+        out += f"<p>command: <code>{html.escape(str(results['command_line']))}</code></p>"
+    provenance = [(k, results[k]) for k in ("started_at", "schema_version") if k in results]
+    provenance += sorted((results.get("versions") or {}).items())
     config = results.get("_config") or {}
-    out = key_values(rows) if rows else ""
+    if provenance:
+        out += "<details><summary>provenance (start time, versions)</summary>" + key_values(provenance) + \
+               "</details>"
     if config:
         out += "<details><summary>resolved config</summary>" + key_values(sorted(config.items())) + "</details>"
-    return out or None
+    return out

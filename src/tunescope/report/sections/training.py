@@ -1,11 +1,22 @@
-"""Report section: learning curves from metrics.jsonl (training loss per step, validation accuracy per epoch)."""
+"""Report section: learning curves from metrics.jsonl (training loss per optimizer step, validation accuracy per
+epoch), with ticks only at whole steps and epochs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tunescope.report.plots import figure_html, new_figure
+from tunescope.report.plots import figure_html, integer_ticks, new_figure
 from tunescope.report.sections import register_section
+
+
+def curve_figure(points: list[tuple[float, float]], xlabel: str, ylabel: str, marker: str = "."):
+    """One curve of (x, y) points; x is a count (step, epoch), so its ticks are whole numbers."""
+    fig, ax = new_figure()
+    ax.plot(*zip(*points), marker=marker, lw=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    integer_ticks(ax)
+    return fig
 
 
 @register_section("training", "Learning curves", order=10)
@@ -17,15 +28,9 @@ def learning_curves(results: dict, run_dir: Path) -> str | None:
         return None
     out = ""
     if train:
-        fig, ax = new_figure()
-        ax.plot(*zip(*train), marker=".", lw=1)
-        ax.set_xlabel("optimizer step")
-        ax.set_ylabel("training loss")
-        out += figure_html(fig, "training loss per step")
+        out += figure_html(curve_figure(train, "optimizer step", "training loss"),
+                           "training loss (y) per optimizer step (x)")
     if evals:
-        fig, ax = new_figure()
-        ax.plot(*zip(*evals), marker="o")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("validation accuracy")
-        out += figure_html(fig, "validation accuracy per epoch")
+        out += figure_html(curve_figure(evals, "epoch", "validation accuracy", marker="o"),
+                           "validation accuracy (y) per epoch (x)")
     return out

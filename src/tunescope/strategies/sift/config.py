@@ -9,12 +9,13 @@ from __future__ import annotations
 import fnmatch
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Literal
-
-from torch import nn
+from typing import TYPE_CHECKING, Literal
 
 from tunescope.config import Options
 from tunescope.errors import UserError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 # Default targets: attention q, k, v, o as block-relative module names (suffixes, peft-style), discovered
 # from the model by models.layers.default_sift_targets (BERT attention.self.query ... attention.output.dense,
@@ -99,6 +100,9 @@ def resolve_targets(model: nn.Module, patterns: list[str] | None) -> dict[str, n
     Only `module.weight` of modules with a 2-D weight (Linear, GPT-2 Conv1D) is targeted; the head
     never is (it trains densely). Raises UserError when nothing matches.
     """
+    # torch here, not at the top: the CLI reads SiftOptions from this module without loading torch
+    from torch import nn
+
     from tunescope.models.layers import default_sift_targets, model_layout
 
     layout = model_layout(model)

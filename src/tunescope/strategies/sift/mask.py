@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch.distributed.tensor import DTensor
 
 
 def topk_indices(score: torch.Tensor, k: int) -> torch.Tensor:
@@ -11,6 +12,10 @@ def topk_indices(score: torch.Tensor, k: int) -> torch.Tensor:
     The mask of the paper: given the gradient G of a tensor summed over the selection batches,
     select the k entries with the largest |G_ij|.
     """
+    if isinstance(score, DTensor):  # FSDP: the top-k of the full tensor, from its shards (the same on every process)
+        from tunescope.diagnostics.sharded import sharded_topk_indices
+
+        return sharded_topk_indices(score, k)
     flat = score.detach().reshape(-1)
     if not 0 < k <= flat.numel():
         raise ValueError(f"k must be in [1, {flat.numel()}], got {k}")

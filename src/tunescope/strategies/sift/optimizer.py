@@ -4,14 +4,16 @@ Update of one trainable vector at step t (grad g, real weight entries w; AdamW, 
     w <- w - lr * wd * w                               (decoupled weight decay on the real entries)
     m <- b1 m + (1 - b1) g ;  v <- b2 v + (1 - b2) g^2
     w <- w - lr/(1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)
-For a sparse slot w = base + delta, so the same update is applied to delta and the weight is
-written back at once (W[idx] = base + delta): the weights after step t include update t.
+For a sparse slot w = base + delta, so the same update is applied to the fp32 increment delta and the weight is
+written back at once (W[idx] = base + delta, sparse.py): the weights after step t include update t.
 kind="sgd" replaces the moment update by w <- w - lr * g (used to check the exact semantics).
 Gradient clipping (max_grad_norm > 0): g <- g * min(1, c / ||g||) with ||g|| the global L2 norm over
 the head gradients and the k-vector gradients together (the Trainer cannot see the k-vectors, so
 the SIFT strategy hands clipping to this optimizer).
 Moments exist only for the k selected entries (and the head) and are always fp32, whatever the
-model dtype. Under torch.distributed, delta.grad is averaged across processes before the update.
+model dtype; a slot's state is keyed on SparseSlot.key (its fp32 master, or the fp32 weight itself), so
+`state_dict` / `load_state_dict` work unchanged. Under torch.distributed, the slot gradients are averaged across
+processes before the update.
 """
 
 from __future__ import annotations
@@ -42,13 +44,20 @@ class SiftAdamW(torch.optim.Optimizer):
         self.engine, self.kind, self.max_grad_norm = engine, kind, max_grad_norm
         self.last_grad_norm: float | None = None
         dense = list(engine.dense.items()) + list(extra_dense)
-        groups = [{"params": engine.deltas(), "weight_decay": weight_decay, "sparse": True},
+        groups = [{"params": engine.keys(), "weight_decay": weight_decay, "sparse": True},
                   {"params": [p for n, p in dense if not _no_decay(n)], "weight_decay": weight_decay,
                    "sparse": False},
                   {"params": [p for n, p in dense if _no_decay(n)], "weight_decay": 0.0, "sparse": False}]
         groups = [g for g in groups if g["params"]]
-        super().__init__(groups, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
-        self._slots: dict[int, SparseSlot] = {id(s.delta): s for s in engine.slots.values()}
+        super().__init__(groups, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
+        self._slots: dict[int, SparseSlot] = {id(s.key): s for s in engine.slots.values()}
+
+    def _grads(self) -> list[torch.Tensor]:
+        return [self._grad(p) for g in self.param_groups for p in g["params"] if self._grad(p) is not None]
+
+    def _grad(self, p: torch.Tensor) -> torch.Tensor | None:
+        slot = self._slots.get(id(p))
+        return p.grad if slot is None else slot.grad
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -58,9 +67,9 @@ class SiftAdamW(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         # The dense dW never reached DDP: average the masked gradients across processes here.
-        all_reduce_mean([p.grad for p in self.engine.deltas() if p.grad is not None])
+        all_reduce_mean(self.engine.sparse_grads())
         if self.max_grad_norm and self.max_grad_norm > 0:
-            grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
+            grads = self._grads()
             if grads:
                 norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(x.float()) for x in grads]))
                 self.last_grad_norm = float(norm)
@@ -72,24 +81,29 @@ class SiftAdamW(torch.optim.Optimizer):
             lr, wd = group["lr"], group["weight_decay"]
             beta1, beta2 = group["betas"]
             for p in group["params"]:
-                if p.grad is None:
+                grad = self._grad(p)
+                if grad is None:
                     continue
                 slot = self._slots.get(id(p))
-                grad = p.grad.float()
+                if slot is not None:  # the fp32 increment delta is what trains; the weight follows it
+                    idx = slot.indices  # decoded once for the gather below and the write
+                    target = slot.increment(idx)
+                else:
+                    target = p
+                grad = grad.float()
                 if wd:
-                    real = p.float() if slot is None else slot.base + p
                     if slot is None:
                         p.mul_(1 - lr * wd)
                     else:
-                        p.sub_(real * (lr * wd))
+                        target.sub_((slot.base.float() + target) * (lr * wd))  # decay of the real entries
                 if self.kind == "sgd":
-                    p.add_(grad.to(p.dtype), alpha=-lr)
+                    target.add_(grad.to(target.dtype), alpha=-lr)
                 else:
                     state = self.state[p]
                     if not state:
                         state["step"] = 0
-                        state["exp_avg"] = torch.zeros_like(p, dtype=torch.float32)
-                        state["exp_avg_sq"] = torch.zeros_like(p, dtype=torch.float32)
+                        state["exp_avg"] = torch.zeros_like(grad, dtype=torch.float32)
+                        state["exp_avg_sq"] = torch.zeros_like(grad, dtype=torch.float32)
                     state["step"] += 1
                     t = state["step"]
                     m, v = state["exp_avg"], state["exp_avg_sq"]
@@ -97,17 +111,24 @@ class SiftAdamW(torch.optim.Optimizer):
                     v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
                     step_size = lr / (1 - beta1 ** t)
                     denom = (v.sqrt() / math.sqrt(1 - beta2 ** t)).add_(group["eps"])
-                    if p.dtype == torch.float32:
-                        p.addcdiv_(m, denom, value=-step_size)
+                    if target.dtype == torch.float32:
+                        target.addcdiv_(m, denom, value=-step_size)
                     else:
-                        p.copy_((p.float() - step_size * m / denom).to(p.dtype))
+                        target.copy_((target.float() - step_size * m / denom).to(target.dtype))
                 if slot is not None:
-                    slot.write()  # exact semantics: the weight includes this update now, not one step later
-        # The k-vectors are not model parameters, so `model.zero_grad()` (all the HF Trainer calls between
-        # steps) would never clear them: the step consumes its sparse gradients itself.
-        for d in self.engine.deltas():
-            d.grad = None
+                    slot.write(target, idx)  # exact semantics: the weight includes this update now, not one step later
+        # The slot gradients are not model parameters' .grad, so `model.zero_grad()` (all the HF Trainer calls
+        # between steps) would never clear them: the step consumes its sparse gradients itself.
+        self._clear_sparse_grads()
         return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        super().zero_grad(set_to_none)
+        self._clear_sparse_grads()
+
+    def _clear_sparse_grads(self) -> None:
+        for slot in self.engine.slots.values():
+            slot.grad = None
 
 
 def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:

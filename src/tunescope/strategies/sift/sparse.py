@@ -1,14 +1,26 @@
-"""The sparse increment: per target tensor W a fixed set of k flat indices and k fp32 values.
+"""The sparse increment: per target tensor W a fixed set of k flat indices and the k trained values.
 
-W[idx] = base + delta at all times, where base = W[idx] before training (fp32) and delta is the
-trainable k-vector. Gradients reach delta through a `register_post_accumulate_grad_hook` on W:
-once autograd has accumulated dW, the hook gathers dW[idx] into delta.grad (summing over
-micro-batches, exactly like dense accumulation) and frees dW at once, so no target tensor keeps
-a dense gradient after backward.
+W[idx] = base + delta at all times (sum in fp32, one cast to W's dtype), where base = W[idx] before training and
+delta is the trained increment. What is kept per selected entry, and why nothing more:
+- the indices, packed (indices.py): ~2 bytes per entry at SIFT's rates (int64: 8);
+- base, in W's own dtype: an exact copy of the original entries, the one thing W no longer holds once trained;
+- the increment only where W cannot hold it. An fp32 W holds it: every write stores W[idx] = fl(base + d) for an
+  fp32 d, and for such a W the increment read back, d' = fl(W[idx] - base), rebuilds it exactly,
+  fl(base + d') = W[idx] (the difference is exact when base and W[idx] are within a factor of 2 of each other,
+  Sterbenz; otherwise d' is the float nearest the true difference and base + d' rounds back to W[idx]; checked on
+  random and adversarial pairs in tests/unit/test_sift_indices.py). So saving d' and merging it onto the base
+  model gives the trained weights bit for bit, and no copy of the increment is kept. A bf16 / fp16 W would lose
+  updates below its resolution, so there an fp32 `master` increment is kept;
+- the masked gradient, fp32 [k], only between backward and the optimizer step.
+AdamW's two moments (fp32 [k], optimizer.py) complete SIFT's training state.
+
+Gradients reach the slot through a `register_post_accumulate_grad_hook` on W: once autograd has accumulated dW, the
+hook gathers dW[idx] into the slot's gradient (summing over micro-batches, exactly like dense accumulation) and
+frees dW at once, so no target tensor keeps a dense gradient after backward.
 
 Hooks are per tensor closures (O(1) work beyond the gather; no loop over the model's parameters)
 and nothing is logged or kept per step, so memory stays flat however long training runs.
-Under torch.distributed the selection gradient and delta.grad are all-reduced (mean) by us;
+Under torch.distributed the selection gradient and the slot gradients are all-reduced (mean) by us;
 the target weights are excluded from DDP's own reduction (`_ddp_params_and_buffers_to_ignore`).
 """
 
@@ -22,31 +34,66 @@ import torch.distributed as dist
 from torch import nn
 
 from tunescope.strategies.sift.config import SiftConfig, num_selected, resolve_targets
+from tunescope.strategies.sift.indices import PackedIndices
 from tunescope.strategies.sift.mask import random_indices, topk_indices, topk_share
 
 
 @dataclass
 class SparseSlot:
-    """One target tensor's sparse increment.
+    """One target tensor's sparse increment (see the module docstring for what is kept and why).
 
     weight: the model's parameter W (any shape, any float dtype).
-    indices: int64 [k] flat indices into W (sorted); empty until the mask is chosen.
-    base: fp32 [k] values of W[indices] before training.
-    delta: fp32 [k] trainable increment (a leaf tensor; its .grad is the masked gradient).
+    k: the number of selected entries.
+    index: the k sorted flat indices into W, packed; None until the mask is chosen.
+    base: [k] W[indices] before training, in W's dtype; None until the mask is chosen.
+    master: fp32 [k] increment when W is not fp32 (allocated with the slot: the optimizer keys its state on it);
+        None for an fp32 W, whose increment is W[indices] - base.
+    grad: fp32 [k] masked gradient between backward and the optimizer step, else None.
     """
 
     name: str
     weight: nn.Parameter
     k: int
-    indices: torch.Tensor
-    base: torch.Tensor
-    delta: torch.Tensor
+    index: PackedIndices | None = None
+    base: torch.Tensor | None = None
+    master: torch.Tensor | None = None
+    grad: torch.Tensor | None = None
 
-    def write(self) -> None:
-        """W[indices] = base + delta (cast to W's dtype): the one place the weight changes."""
+    @property
+    def key(self) -> torch.Tensor:
+        """The tensor the optimizer keys this slot's state on: the fp32 master, or W itself (fp32 W). Both exist
+        before the mask is chosen (the Trainer builds the optimizer first) and are fp32, the dtype
+        `Optimizer.load_state_dict` casts the saved moments to."""
+        return self.master if self.master is not None else self.weight
+
+    @property
+    def indices(self) -> torch.Tensor:
+        """The flat indices, int64 [k] (decoded; empty before the mask is chosen)."""
+        if self.index is None:
+            return torch.empty(0, dtype=torch.int64, device=self.weight.device)
+        return self.index.flat()
+
+    def increment(self, indices: torch.Tensor | None = None) -> torch.Tensor:
+        """The increment delta, fp32 [k]: the master itself, or W[indices] - base (a new tensor) for an fp32 W."""
+        if self.master is not None:
+            return self.master
+        idx = self.indices if indices is None else indices
+        return self.weight.detach().reshape(-1)[idx] - self.base
+
+    def write(self, delta: torch.Tensor, indices: torch.Tensor | None = None) -> None:
+        """W[indices] = base + delta (fp32 sum, cast to W's dtype): the one place the weight changes; the master,
+        where kept, becomes delta."""
+        idx = self.indices if indices is None else indices
         with torch.no_grad():
+            if self.master is not None and delta is not self.master:
+                self.master.copy_(delta)
             flat = self.weight.data.view(-1)
-            flat[self.indices] = (self.base + self.delta).to(flat.dtype)
+            flat[idx] = (self.base.float() + delta).to(flat.dtype)
+
+    def tensors(self) -> list[torch.Tensor]:
+        """What the slot keeps besides W and the transient gradient: packed indices, base, master."""
+        kept = self.index.tensors() if self.index is not None else []
+        return kept + [t for t in (self.base, self.master) if t is not None]
 
 
 def _world_size() -> int:
@@ -72,7 +119,7 @@ class SiftEngine:
     """Turns a model into a SIFT model: targets with sparse increments, the head dense, the rest frozen.
 
     Modes of the gradient hooks: "select" (sum dense dW into a selection buffer, free dW),
-    "train" (gather dW[idx] into delta.grad, free dW), "off" (leave dW alone).
+    "train" (gather dW[idx] into the slot's gradient, free dW), "off" (leave dW alone).
     """
 
     def __init__(self, model: nn.Module, config: SiftConfig, dense_names: Iterable[str] = ()):
@@ -89,18 +136,16 @@ class SiftEngine:
         for name, w in targets.items():
             w.requires_grad_(True)  # autograd must produce dW for the hook to gather from
             k = num_selected(w.numel(), config.rate)
-            dev = w.device
-            self.slots[name] = SparseSlot(
-                name, w, k, indices=torch.empty(0, dtype=torch.int64, device=dev),
-                base=torch.zeros(k, dtype=torch.float32, device=dev),
-                delta=torch.zeros(k, dtype=torch.float32, device=dev, requires_grad=True))
+            # An fp32 W holds its own increment exactly; a lower-precision one needs the fp32 master (docstring).
+            master = None if w.dtype == torch.float32 else torch.zeros(k, dtype=torch.float32, device=w.device)
+            self.slots[name] = SparseSlot(name, w, k, master=master)
         self.mode = "off"
         self.selected = False
         self.grad_topk_share: float | None = None
         self._selection: dict[str, torch.Tensor] = {}
         self._handles = [slot.weight.register_post_accumulate_grad_hook(self._make_hook(slot))
                          for slot in self.slots.values()]
-        # DDP must not bucket / reduce the dense dW of targets: we free it and reduce delta.grad ourselves.
+        # DDP must not bucket / reduce the dense dW of targets: we free it and reduce the slot gradients ourselves.
         ignore = list(getattr(model, "_ddp_params_and_buffers_to_ignore", [])) + list(self.slots)
         nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, ignore)
 
@@ -118,10 +163,10 @@ class SiftEngine:
                     buf.add_(grad.detach().float())
             else:  # train: only the k selected entries of dW survive
                 g = grad.detach().reshape(-1).index_select(0, slot.indices).float()
-                if slot.delta.grad is None:
-                    slot.delta.grad = g
+                if slot.grad is None:
+                    slot.grad = g
                 else:
-                    slot.delta.grad.add_(g)
+                    slot.grad.add_(g)
             weight.grad = None  # free the dense gradient as soon as it is consumed
 
         return hook
@@ -169,30 +214,31 @@ class SiftEngine:
         self.set_masks(masks)
 
     def set_masks(self, masks: dict[str, torch.Tensor], deltas: dict[str, torch.Tensor] | None = None) -> None:
-        """Install fixed masks (and optionally trained deltas, e.g. when resuming); enter train mode."""
+        """Install fixed masks (sorted flat indices) and optionally trained increments (resuming); enter train mode."""
         for name, slot in self.slots.items():
             idx = masks[name].to(device=slot.weight.device, dtype=torch.int64)
             if idx.numel() != slot.k:
                 raise ValueError(f"mask of {name} has {idx.numel()} entries, expected k={slot.k}")
             with torch.no_grad():
                 if self.selected:  # re-masking: first put the old base back
-                    slot.weight.data.view(-1)[slot.indices] = slot.base.to(slot.weight.dtype)
-                slot.indices = idx
-                slot.base.copy_(slot.weight.detach().reshape(-1)[idx].float())
-                slot.delta.zero_()
-                if deltas is not None:
-                    slot.delta.copy_(deltas[name].to(slot.delta))
-            slot.write()
+                    slot.weight.data.view(-1)[slot.indices] = slot.base
+                slot.index = PackedIndices.pack(idx, slot.weight.numel())
+                slot.base = slot.weight.detach().reshape(-1)[idx].clone()
+                slot.grad = None
+                delta = torch.zeros(slot.k, dtype=torch.float32, device=idx.device) if deltas is None else \
+                    deltas[name].to(device=idx.device, dtype=torch.float32)
+            slot.write(delta, idx)
         self.selected = True
         self.mode = "train"
 
     # ---- bookkeeping ----------------------------------------------------------------------------
-    def deltas(self) -> list[torch.Tensor]:
-        return [s.delta for s in self.slots.values()]
+    def keys(self) -> list[torch.Tensor]:
+        """The tensors the optimizer keys the slots' state on (SparseSlot.key), in slot order."""
+        return [s.key for s in self.slots.values()]
 
-    def sync_weights(self) -> None:
-        for s in self.slots.values():
-            s.write()
+    def sparse_grads(self) -> list[torch.Tensor]:
+        """The slots' masked gradients that are set (fp32 [k] each)."""
+        return [s.grad for s in self.slots.values() if s.grad is not None]
 
     @property
     def selected_params(self) -> int:
@@ -201,10 +247,14 @@ class SiftEngine:
     def dense_params(self) -> int:
         return sum(p.numel() for p in self.dense.values())
 
+    def bookkeeping_tensors(self) -> list[torch.Tensor]:
+        """What SIFT keeps besides the model's weights and the optimizer's moments: per slot the packed indices,
+        base and (non-fp32 W) master increment; gradients are not kept (freed by every step)."""
+        return [t for s in self.slots.values() for t in s.tensors()]
+
     def bookkeeping_bytes(self) -> int:
-        """Bytes of indices + base + delta (what SIFT keeps besides optimizer moments)."""
-        return sum(t.numel() * t.element_size() for s in self.slots.values()
-                   for t in (s.indices, s.base, s.delta))
+        """Bytes of `bookkeeping_tensors()`."""
+        return sum(t.numel() * t.element_size() for t in self.bookkeeping_tensors())
 
     def remove(self) -> None:
         """Remove the gradient hooks (the weights keep their current, merged values)."""

@@ -57,7 +57,7 @@ def save_delta(engine: SiftEngine, folder: str | Path) -> Path:
     """Write the engine's masks, increments and dense tensors to `folder` (atomically)."""
     if not engine.selected:
         raise RuntimeError("cannot save a SIFT delta before its mask is selected")
-    sparse = {name: (s.indices, s.delta) for name, s in engine.slots.items()}
+    sparse = {name: (s.indices, s.increment()) for name, s in engine.slots.items()}
     targets = {name: {"shape": list(s.weight.shape), "k": s.k, "dtype": str(s.weight.dtype)}
                for name, s in engine.slots.items()}
     return write_delta(folder, sparse, dict(engine.dense), targets,

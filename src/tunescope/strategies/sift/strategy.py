@@ -2,10 +2,10 @@
 
 prepare:          target weights (attention q,k,v,o by default) get a SiftEngine; the head trains densely;
                   everything else is frozen.
-create_optimizer: SiftAdamW over the k-vectors and the head (fp32 state for the selected entries only).
+create_optimizer: SiftAdamW over the k increments and the head (fp32 state for the selected entries only).
 callbacks:        on_train_begin chooses the mask from the first `sift_selection_batches` batches of the
                   Trainer's own (per-process) train loader, all-reduced across processes; gradient
-                  clipping moves from the Trainer into the optimizer (which sees the k-vector grads);
+                  clipping moves from the Trainer into the optimizer (which sees the sparse gradients);
                   on_train_end records the facts in results["sift"].
 save / load:      the sparse delta (safetensors indices + values, JSON config), see state.py. Saving the run's
                   final model (checkpoints/final) also writes checkpoints/final-peft, the same delta as a
@@ -32,9 +32,10 @@ from tunescope.strategies.base import (
     StrategyContext,
     learning_rate_for,
 )
+from tunescope.strategies.sift.accounting import state_bytes
 from tunescope.strategies.sift.config import SiftOptions
 from tunescope.strategies.sift.export import export_after_training
-from tunescope.strategies.sift.optimizer import SiftAdamW, optimizer_state_bytes
+from tunescope.strategies.sift.optimizer import SiftAdamW
 from tunescope.strategies.sift.sparse import SiftEngine
 from tunescope.strategies.sift.state import load_delta, restore_engine, save_delta
 
@@ -51,14 +52,15 @@ def engine_of(model: nn.Module) -> SiftEngine:
 
 
 def sift_facts(engine: SiftEngine, optimizer=None) -> dict:
-    """results["sift"]: rate, selected_params, optimizer_state_bytes (moments + indices/base/delta), ..."""
+    """results["sift"]: rate, selected_params, optimizer_state_bytes (moments + packed indices + base copy, counted
+    as accounting.state_bytes does), ..."""
     facts = {"rate": engine.config.rate, "mask": engine.config.mask,
              "selection_batches": engine.config.selection_batches, "targets": len(engine.slots),
              "selected_params": engine.selected_params, "dense_params": engine.dense_params(),
              "target_params": sum(s.weight.numel() for s in engine.slots.values()),
              "grad_topk_share": engine.grad_topk_share}
     if optimizer is not None:
-        facts["optimizer_state_bytes"] = optimizer_state_bytes(optimizer) + engine.bookkeeping_bytes()
+        facts["optimizer_state_bytes"] = state_bytes(optimizer, engine.bookkeeping_tensors())
     return facts
 
 
