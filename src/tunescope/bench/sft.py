@@ -50,7 +50,6 @@ import dataclasses
 import multiprocessing as mp
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -58,6 +57,7 @@ import torch
 from transformers import TrainerCallback
 
 from tunescope.bench import BENCHMARKS
+from tunescope.bench._rss import peak_rss
 from tunescope.errors import UserError
 
 VARIANTS = ("trl", "tunescope", "diagnostics", "sift")
@@ -253,29 +253,14 @@ def _trainable(trainer, kept) -> int:
 
 def _rss_child(name: str, opts: dict, threads: int, queue) -> None:
     """In a fresh process: load the task, then the peak RSS while building `name` and training RSS_STEPS steps."""
-    import psutil
-
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
         setup = _Setup(opts, Path(tmp))
-        proc = psutil.Process()
-        start = proc.memory_info().rss
-        peak, stop = [start], threading.Event()
-
-        def sample():
-            while not stop.is_set():
-                peak[0] = max(peak[0], proc.memory_info().rss)
-                time.sleep(0.001)
-
-        thread = threading.Thread(target=sample, daemon=True)
-        thread.start()
-        try:
+        with peak_rss() as peak:
+            start = peak[0]
             setup.share = True
             trainer, _ = build_variant(name, setup, StepClock())
             _train(trainer, RSS_STEPS, True)
-        finally:
-            stop.set()
-            thread.join()
     queue.put((name, peak[0], peak[0] - start))
 
 

@@ -22,12 +22,12 @@ from __future__ import annotations
 import multiprocessing as mp
 import re
 import statistics
-import threading
 import time
 
 import torch
 
 from tunescope.bench import BENCHMARKS
+from tunescope.bench._rss import peak_rss
 from tunescope.errors import UserError
 from tunescope.strategies.sift.accounting import adapter_tensors, state_bytes
 
@@ -103,29 +103,14 @@ def _grad_bytes(model, extra) -> int:
 
 def _memory_child(variant: str, opts: dict, threads: int, queue) -> None:
     """In a fresh process: peak RSS while building `variant` and running warmup + steps."""
-    import psutil
-
     torch.set_num_threads(threads)
     from tunescope.models.load import load_classifier
 
     load_classifier(opts["model"], 2)  # warm the file cache / imports outside the measured window
-    proc = psutil.Process()
-    peak, stop = [proc.memory_info().rss], threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.001)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
+    with peak_rss() as peak:
         model, opt, batch, *_ = _build(variant, opts)
         for _ in range(opts["warmup"] + opts["steps"]):
             _step(model, opt, batch)
-    finally:
-        stop.set()
-        thread.join()
     queue.put((variant, peak[0]))
 
 
