@@ -56,21 +56,17 @@ def lora_params(model: nn.Module, rank: int, layers: list[int] | None = None,
     return count + head_params(model)
 
 
+def _sift_target_weights(model: nn.Module, targets: list[str] | None = None) -> list:
+    """The 2-D weights SIFT tunes: those of the modules matching `targets` (default: the architecture's)."""
+    targets = targets or default_sift_targets(model)
+    return [m.weight for n, m in model.named_modules()
+            if getattr(m, "weight", None) is not None and m.weight.dim() == 2 and _matches(n, targets)]
+
+
 def sift_params(model: nn.Module, rate: float, targets: list[str] | None = None) -> int:
     """k = min(floor(rate * numel) + 1, numel) per target weight, plus the head."""
-    targets = targets or default_sift_targets(model)
-    count = 0
-    for name, module in model.named_modules():
-        weight = getattr(module, "weight", None)
-        if weight is not None and weight.dim() == 2 and _matches(name, targets):
-            count += min(math.floor(rate * weight.numel()) + 1, weight.numel())
-    return count + head_params(model)
-
-
-def sift_target_numel(model: nn.Module, targets: list[str] | None = None) -> int:
-    targets = targets or default_sift_targets(model)
-    return sum(m.weight.numel() for n, m in model.named_modules()
-               if getattr(m, "weight", None) is not None and m.weight.dim() == 2 and _matches(n, targets))
+    return sum(min(math.floor(rate * w.numel()) + 1, w.numel()) for w in _sift_target_weights(model, targets)) + \
+        head_params(model)
 
 
 def param_budget(text: str | None, total: int) -> int | None:
@@ -94,19 +90,14 @@ def largest_sift_rate(model: nn.Module, budget: int | None, wanted: float) -> fl
     (rounded down to 3 significant digits); None when the head alone is over budget."""
     if budget is None or sift_params(model, wanted) <= budget:
         return wanted
-    room = budget - head_params(model) - len_targets(model)  # the +1 per tensor of k = floor(rate n) + 1
-    numel = sift_target_numel(model)
+    weights = _sift_target_weights(model)
+    room = budget - head_params(model) - len(weights)  # the +1 per tensor of k = floor(rate n) + 1
+    numel = sum(w.numel() for w in weights)
     if room <= 0 or numel == 0:
         return None
     rate = room / numel
     digits = 3 - math.floor(math.log10(rate)) - 1
     return math.floor(rate * 10**digits) / 10**digits
-
-
-def len_targets(model: nn.Module) -> int:
-    targets = default_sift_targets(model)
-    return sum(1 for n, m in model.named_modules()
-               if getattr(m, "weight", None) is not None and m.weight.dim() == 2 and _matches(n, targets))
 
 
 def epochs_within(minutes_left: float | None, seconds_per_step: float, steps_per_epoch: int,

@@ -34,10 +34,6 @@ class Candidate:
     priority: float
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def name(self) -> str:
-        return self.strategy
-
     def to_dict(self) -> dict:
         return {"strategy": self.strategy, "settings": self.settings, "trainable_params": self.trainable_params,
                 "priority": self.priority, "notes": self.notes}
