@@ -33,6 +33,7 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         torch.save({"indices": {n: s.indices for n, s in e.slots.items()},
                     "weights": {n: p.detach().clone() for n, p in m.named_parameters()}},
                    os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()  # both ranks leave together (see tests/integration/test_fsdp_dtensor.py)
     finally:
         dist.destroy_process_group()
 
