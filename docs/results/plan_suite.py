@@ -1,7 +1,7 @@
 """The plan's evidence suite (docs/results/plan.md): settings x seeds; per cell the oracle (every candidate trained
 fully), the plan (rules + trials), and the two ablations (rules alone, trials alone).
 
-    .venv/bin/python docs/results/plan_suite.py run  runs/exp/plan-suite [--seeds 0,1,2]   # resumable
+    .venv/bin/python docs/results/plan_suite.py run  runs/exp/plan-suite [--seeds 0,1,2] [--shard 0/2]  # resumable
     .venv/bin/python docs/results/plan_suite.py table runs/exp/plan-suite                 # tables + plot
 
 Every run is a sub-run in its own folder: finished ones are reused, so the suite can be stopped and continued.
@@ -95,12 +95,14 @@ def run_cell(root: Path, start: str, budget: str, seed: int, sources: dict) -> N
         print(f"{cell.relative_to(root)} plan-{mode}: {time.perf_counter() - t:.0f} s", flush=True)
 
 
-def run(root: Path, seeds: list[int]) -> None:
+def run(root: Path, seeds: list[int], shard: tuple[int, int] = (0, 1)) -> None:
+    """Every cell in seed-major order; `shard` (i, n) runs every n-th cell from the i-th, so n processes share the
+    suite and still finish whole seeds first."""
     sources = source_models(root)
-    for seed in seeds:
-        for start in STARTS:
-            for budget in BUDGETS:
-                run_cell(root, start, budget, seed, sources)
+    cells = [(start, budget, seed) for seed in seeds for start in STARTS for budget in BUDGETS]
+    index, count = shard
+    for start, budget, seed in cells[index::count]:
+        run_cell(root, start, budget, seed, sources)
 
 
 def main() -> None:
@@ -108,9 +110,11 @@ def main() -> None:
     parser.add_argument("what", choices=["run", "table"])
     parser.add_argument("root", type=Path)
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--shard", default="0/1", help="I/N: this process runs every N-th cell from the I-th")
     args = parser.parse_args()
     if args.what == "run":
-        run(args.root, [int(s) for s in args.seeds.split(",")])
+        index, count = (int(x) for x in args.shard.split("/"))
+        run(args.root, [int(s) for s in args.seeds.split(",")], (index, count))
     else:
         from make_plan_results import tables  # docs/results/make_plan_results.py
         tables(args.root)

@@ -81,3 +81,14 @@ def test_feature_change_hand_values():
     assert fc["l2"] == pytest.approx((2**0.5 + 2.0) / 2)
     same = feature_change(a, a.clone())
     assert same["cosine"] == pytest.approx(1.0) and same["l2"] == 0.0
+
+
+def test_features_come_back_in_dataset_order_although_batches_are_length_sorted():
+    tok, ds, coll = _data(12)
+    lengths = [len(ids) for ids in ds["input_ids"]]
+    assert len(set(lengths)) > 2 and lengths != sorted(lengths)  # the sort really reorders this data
+    model = tiny_classifier("bert", tok, num_labels=2)
+    phi, labels = extract_features(model, ds, coll, batch_size=5)
+    one_by_one = torch.cat([extract_features(model, ds.select([i]), coll, batch_size=1)[0] for i in range(len(ds))])
+    torch.testing.assert_close(phi, one_by_one, atol=1e-5, rtol=1e-4)
+    assert labels.tolist() == ds["labels"]

@@ -6,6 +6,8 @@ tensors concatenated) and a fraction p, with k = floor(p * n) + 1 (SIFT's count,
     share_p = sum of the k largest g_i^2 / sum of all g_i^2.
 We also report the smallest fraction of entries whose squared values reach 99% of ||g||^2
 (`entries_for_99`), the direct counterpart of the paper's sentence.
+`per_kind` pools the tensors of one role (q_proj, gate_proj, BERT's attention.output.dense, ...) across blocks and
+reports the same numbers for each pool (`tensor_kinds` names the roles).
 The gradient is summed over the given batches (padding is masked by the model's own loss).
 """
 
@@ -25,7 +27,7 @@ CURVE_POINTS = 25
 
 
 def _k(p: float, n: int) -> int:
-    return min(int(math.floor(p * n)) + 1, n)
+    return min(math.floor(p * n) + 1, n)
 
 
 def topk_shares(sq: Tensor, fractions: Sequence[float]) -> dict[float, float]:
@@ -77,6 +79,50 @@ def block_weight_names(model: nn.Module) -> list[str]:
     """Default measured tensors: every 2-D weight inside the transformer blocks (attention and MLP)."""
     layout = model_layout(model)
     return [n for n, p in model.named_parameters() if p.dim() == 2 and block_index_of(n, layout) is not None]
+
+
+def tensor_kinds(names: Iterable[str], block_prefixes: Sequence[str]) -> dict[str, str]:
+    """The role ("kind") of each weight, the same name in every block: {parameter name: kind}.
+
+    path = the module path with the block prefix (everything up to and including the layer index, as in
+    ModelLayout.block_prefixes) and the trailing `.weight` removed; kind = the shortest dotted suffix of path that
+    is not a dotted suffix of another path among `names` (else path itself). Llama self_attn.q_proj -> q_proj,
+    mlp.gate_proj -> gate_proj; BERT attention.self.query -> query, and its two dense modules stay apart:
+    attention.output.dense, intermediate.dense, output.dense; GPT-2 attn.c_proj vs mlp.c_proj. For a weight outside
+    the blocks (a --targets choice such as word_embeddings) path is its whole module path.
+    """
+    def path_of(name: str) -> str:
+        path = name.removesuffix(".weight")
+        prefix = next((p for p in block_prefixes if path.startswith(p)), "")
+        return path[len(prefix):]
+
+    paths = {n: path_of(n) for n in names}
+    others = set(paths.values())
+
+    def kind(path: str) -> str:
+        parts = path.split(".")
+        for k in range(1, len(parts)):
+            suffix = ".".join(parts[-k:])
+            if not any(q != path and (q == suffix or q.endswith("." + suffix)) for q in others):
+                return suffix
+        return path  # e.g. BERT output.dense: a suffix of attention.output.dense, so only the whole path names it
+
+    return {n: kind(p) for n, p in paths.items()}
+
+
+def sparsity_per_kind(grads: dict[str, Tensor], kinds: dict[str, str],
+                      fractions: Sequence[float] = DEFAULT_FRACTIONS) -> dict[str, dict]:
+    """{kind: {"overall": {str(p): share_p}, "entries_for_99", "num_params"}}: sparsity_from_grads on the gradients
+    of each kind alone, so share_p is taken over that kind's entries of all blocks pooled (first-seen kind order)."""
+    groups: dict[str, list[str]] = {}
+    for n in grads:
+        groups.setdefault(kinds[n], []).append(n)
+    out = {}
+    for kind, members in groups.items():
+        res = sparsity_from_grads({n: grads[n] for n in members}, fractions)
+        out[kind] = {"overall": {str(p): s for p, s in res.overall.items()}, "entries_for_99": res.entries_for_99,
+                     "num_params": res.num_params}
+    return out
 
 
 def accumulate_gradients(model: nn.Module, batches: Iterable[dict], names: Sequence[str]) -> dict[str, Tensor]:
