@@ -11,6 +11,7 @@ import pytest
 from tunescope.errors import UserError
 from tunescope.planning.rules import Candidate
 from tunescope.planning.trials import (
+    BaseRates,
     Trial,
     learnt_nothing,
     prior_nll,
@@ -19,8 +20,9 @@ from tunescope.planning.trials import (
 )
 
 
-class ScriptedRunner:
-    """advance() reads (validation accuracy, collapsed) per step from a script instead of training."""
+class ScriptedRunner(BaseRates):
+    """advance() reads (validation accuracy, collapsed[, one_class[, nll]]) per step from a script instead of
+    training; the NLL defaults to 1 - accuracy."""
 
     majority_accuracy = 0.5
     prior_nll = 0.69
@@ -35,9 +37,10 @@ class ScriptedRunner:
         if outcome[0] == "diverged":
             trial.status, trial.reason = "diverged", "diverged"
             return
-        accuracy, collapsed, *one_class = outcome
-        one_class = bool(one_class and one_class[0]) or collapsed
-        trial.rungs.append({"step": to_step, "validation_accuracy": accuracy, "validation_nll": 1.0 - accuracy,
+        accuracy, collapsed, *rest = outcome
+        one_class = bool(rest and rest[0]) or collapsed
+        nll = rest[1] if len(rest) > 1 else 1.0 - accuracy
+        trial.rungs.append({"step": to_step, "validation_accuracy": accuracy, "validation_nll": nll,
                             "collapsed": collapsed, "one_class": one_class,
                             "predicted_share": 1.0 if one_class else 0.6})
         trial.steps = to_step
@@ -73,6 +76,32 @@ def test_a_one_class_leader_goes_on_but_is_never_chosen():
     ts = trials("a", "b")
     assert successive_halving(runner, ts, 20, 40).candidate.strategy == "b"
     assert ("a", 40) in runner.calls and ts[0].status == "dropped"
+
+
+def test_a_leader_that_learnt_nothing_eliminates_nobody():
+    # The rt-from-UNDER cell of the plan suite: at step 8, `lora` spread its predictions but stood below the majority
+    # class with an NLL above the base rates'; `full` and `sift` predicted one class. It used to win right there and
+    # ended at the majority class. Now every candidate goes on until one learns.
+    runner = ScriptedRunner({"lora": {8: (0.45, False, False, 0.70), 16: (0.48, False, False, 0.70),
+                                      32: (0.50, False, False, 0.70)},
+                             "full": {8: (0.5, True), 16: (0.5, True), 32: (0.75, False)},
+                             "sift": {8: (0.5, True), 16: (0.5, True), 32: (0.5, True)}})
+    ts = trials("lora", "full", "sift")
+    assert successive_halving(runner, ts, 8, 48).candidate.strategy == "full"
+    assert [c for c in runner.calls if c[1] == 16] == [("lora", 16), ("full", 16), ("sift", 16)]
+    assert {t.candidate.strategy: t.status for t in ts} == {"lora": "dropped", "full": "chosen", "sift": "collapsed"}
+
+
+def test_a_candidate_below_the_base_rates_is_never_chosen_even_alone():
+    runner = ScriptedRunner({"a": {8: (0.45, False, False, 0.75), 16: (0.48, False, False, 0.72)}})
+    with pytest.raises(UserError, match="no candidate survived"):
+        successive_halving(runner, trials("a"), 8, 16)
+
+
+def test_an_over_confident_candidate_that_beats_the_majority_can_win():
+    # NLL above the base rates' (over-confident) but accuracy 20 points above the majority class: it learnt.
+    runner = ScriptedRunner({"a": {20: (0.70, False, False, 0.95)}})
+    assert successive_halving(runner, trials("a"), 20, 20).candidate.strategy == "a"
 
 
 def test_diverged_candidate_is_rejected():

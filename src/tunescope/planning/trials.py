@@ -8,11 +8,14 @@ scored (accuracy, and the NLL = mean -log p(y | x), which moves before the argma
   examples (tasks.classification.collapse_warning) AND its NLL is no lower than the prior's,
   NLL_prior = -mean_i log q(y_i) with q the training-label frequencies (knowing only the base rates). Early in
   training a fresh head often gives every example the same argmax while the NLL already falls: that model is
-  learning, not collapsed. When every candidate is collapsed, all get the next rung (a slow start is not a collapse
-  yet) and they are rejected only if still so at the last rung;
+  learning, not collapsed. Candidates are rejected as collapsed only at a rung where another one can win (below),
+  or at the last rung;
+- a candidate can win only if it predicts more than one class AND beats the base rates: NLL < NLL_prior or accuracy
+  >= majority + 1 point. Until some candidate can win, nobody is dropped or rejected and every candidate gets the
+  next rung (a 48-step trial once "won" at step 8 with an NLL above the prior and then ended at the majority class);
 - of the healthy rest, the better half by validation NLL (ties: fewer trainable parameters) goes on; the others are
   `dropped` with their numbers.
-Halving ends when one healthy candidate is left: the winner. Its checkpoint is the start of its final run, so the
+Halving ends when one candidate that can win is left: the winner. Its checkpoint is the start of its final run, so the
 steps it trained in the trials are not trained again (`tunescope run` resumes from it).
 """
 
@@ -35,6 +38,7 @@ from tunescope.planning.rules import Candidate
 log = logging.getLogger(__name__)
 
 MIN_RUNG_STEPS = 20
+BASE_RATE_MARGIN = 0.01  # accuracy above the majority class that counts as having learnt something
 
 
 def prior_nll(train_labels: np.ndarray, labels: np.ndarray) -> float:
@@ -136,7 +140,24 @@ def rung_steps(steps_per_epoch: int, requested: int = 0) -> int:
     return requested if requested > 0 else max(MIN_RUNG_STEPS, math.ceil(steps_per_epoch / 8))
 
 
-class TrialRunner:
+class BaseRates:
+    """What a rung result must beat to count as learning: the majority class's accuracy and the base rates' NLL."""
+
+    majority_accuracy: float
+    prior_nll: float
+
+    def beats_base_rates(self, row: dict) -> bool:
+        """Learnt something: validation NLL below the base rates' or accuracy >= majority + BASE_RATE_MARGIN (an
+        over-confident model can have a high NLL and still separate the classes)."""
+        return row["validation_nll"] < self.prior_nll or \
+            row["validation_accuracy"] >= self.majority_accuracy + BASE_RATE_MARGIN
+
+    def can_win(self, row: dict) -> bool:
+        """A rung result that may be chosen: not diverged/collapsed, spread over the classes, beats the base rates."""
+        return bool(row) and not row.get("collapsed") and not row.get("one_class") and self.beats_base_rates(row)
+
+
+class TrialRunner(BaseRates):
     """Builds each candidate's Trainer once (a copy of the pre-trained model, the strategy's prepare) and advances
     it rung by rung."""
 
@@ -227,8 +248,11 @@ def successive_halving(runner: TrialRunner, trials: list[Trial], first_rung: int
         diverged = [t for t in alive if t.status == "diverged"]
         healthy = [t for t in alive if t.status == "running" and not t.last.get("collapsed")]
         collapsed = [t for t in alive if t.status == "running" and t.last.get("collapsed")]
-        if not healthy and collapsed and not last_rung:
-            step = min(step * 2, total_steps)  # every candidate still predicts (almost) one class: more steps
+        if not any(runner.can_win(t.last) for t in healthy) and not last_rung:
+            # Nobody can win yet (module docstring): a slow start is not a collapse, and a leader that learnt nothing is
+            # no evidence against the others (it once won a 48-step cell at step 8 with NLL above the prior and
+            # then ended at the majority class). Every candidate gets the next rung.
+            step = min(step * 2, total_steps)
             continue
         for t in collapsed:
             r = t.last
@@ -240,23 +264,26 @@ def successive_halving(runner: TrialRunner, trials: list[Trial], first_rung: int
             raise NoSurvivorError(f"no candidate survived its trial ({reasons}); try more data, another learning "
                                   "rate or --trial-steps")
         healthy.sort(key=lambda t: (t.last["validation_nll"], t.candidate.trainable_params))
-        # Only a candidate whose predictions spread over the classes can win: a one-class predictor whose NLL is
-        # still falling goes on to the next rung, but is never chosen.
-        spread = [t for t in healthy if not t.last.get("one_class")]
+        # Only a candidate that can win: its predictions spread over the classes and it beats the base rates. A
+        # one-class predictor whose NLL is still falling goes on to the next rung, but is never chosen.
+        winners = [t for t in healthy if runner.can_win(t.last)]
         if last_rung:
-            if not spread:
+            if not winners:
                 for t in healthy:
                     r = t.last
                     t.status, t.reason = "collapsed", (
-                        f"still predicts one class for {r['predicted_share']:.0%} of validation at its last rung, "
-                        f"step {r['step']}")
-                raise NoSurvivorError("no candidate survived its trial: every one still predicts one class at its "
-                                      "last rung; try more data, another learning rate or --trial-steps")
-            keep_list = [spread[0]]
+                        f"learnt nothing by its last rung, step {r['step']}: predicts one class for "
+                        f"{r['predicted_share']:.0%} of validation, accuracy {r['validation_accuracy']:.3f} "
+                        f"(majority {runner.majority_accuracy:.3f}), NLL {r['validation_nll']:.4f} (base rates "
+                        f"{runner.prior_nll:.4f})")
+                raise NoSurvivorError("no candidate survived its trial: none separates the classes better than the "
+                                      "base rates at its last rung; try more data, another learning rate or "
+                                      "--trial-steps")
+            keep_list = [winners[0]]
         else:
             keep_list = healthy[:math.ceil(len(healthy) / 2)]
-            if len(keep_list) == 1 and keep_list[0].last.get("one_class"):
-                keep_list = healthy[:2]  # not decided yet: the leader does not separate the classes
+            if len(keep_list) == 1 and not runner.can_win(keep_list[0].last):
+                keep_list = healthy[:2]  # not decided yet: the leader cannot win yet
         best = keep_list[0].last
         for t in healthy:
             if t not in keep_list:
@@ -265,7 +292,7 @@ def successive_halving(runner: TrialRunner, trials: list[Trial], first_rung: int
                     f"at step {t.last['step']} vs {best['validation_nll']:.4f} ({best['validation_accuracy']:.3f}) "
                     f"for {keep_list[0].candidate.strategy}")
         alive = keep_list
-        if len(alive) == 1 and not alive[0].last.get("one_class"):
+        if len(alive) == 1 and runner.can_win(alive[0].last):
             alive[0].status = "chosen"
             alive[0].reason = (f"lowest validation NLL {best['validation_nll']:.4f} (accuracy "
                                f"{best['validation_accuracy']:.3f}, majority {runner.majority_accuracy:.3f}) at step "
