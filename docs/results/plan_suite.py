@@ -1,5 +1,6 @@
 """The plan's evidence suite (docs/results/plan.md): settings x seeds; per cell the oracle (every candidate trained
-fully), the plan (rules + trials), and the two ablations (rules alone, trials alone).
+fully), the plan (rules prune, one round of trials), its ablations (rules alone, trials alone) and the previous
+default (rules rank, rounds of the 3 best-ranked).
 
     .venv/bin/python docs/results/plan_suite.py run  runs/exp/plan-suite [--seeds 0,1,2] [--shard 0/2]  # resumable
     .venv/bin/python docs/results/plan_suite.py table runs/exp/plan-suite                 # tables + plot
@@ -24,7 +25,9 @@ CANDIDATES = ["full", "lora", "lp-ft", "sift", "lp-lora", "lora-inflection"]
 BUDGETS = {"none": None, "1%": "1%"}
 STARTS = {"rt-pretrained": ("minilm-l6", "rotten_tomatoes"), "tweets-pretrained": ("minilm-l6", "tweets_sentiment"),
           "rt-from-UNDER": ("UNDER", "rotten_tomatoes"), "rt-from-OVER": ("OVER", "rotten_tomatoes")}
-MODES = ("full", "rules", "trials")
+# full: the default (rules reject, every candidate left in one round of trials); rules / trials: the ablations;
+# waves: the previous default (rules rank, rounds of the 3 best-ranked).
+MODES = ("full", "rules", "trials", "waves")
 
 
 def source_models(root: Path) -> dict[str, str]:
@@ -46,8 +49,9 @@ def cell_config(start: str, budget: str, seed: int, sources: dict, mode: str = "
     from tunescope.experiments.plan import PlanConfig
 
     model, data = STARTS[start]
+    rounds = {"plan_mode": "full", "trial_candidates": 3} if mode == "waves" else {"plan_mode": mode}
     return PlanConfig(model=sources.get(model, model), data=data, seed=seed, budget_params=BUDGETS[budget],
-                      candidates=CANDIDATES, plan_mode=mode, **SCALE)
+                      candidates=CANDIDATES, **rounds, **SCALE)
 
 
 def oracle_candidates(config) -> list:

@@ -95,3 +95,33 @@ def test_standardized_probe_accuracy_equals_a_direct_sklearn_fit():
     assert 0.5 < got < 1.0  # a noisy task: the probe is informative but not perfect
     xs, ys = _blobs(30, 2, 4, seed=0)
     assert standardized_probe_accuracy(xs, ys, xs, ys) == 1.0
+
+
+def test_a_shared_memo_fits_the_probe_once_and_installs_the_same_head(monkeypatch):
+    """The plan's trials share StrategyContext.memo: the second LP candidate gets the first one's fit, bit for bit."""
+    import copy
+    from types import SimpleNamespace
+
+    import tunescope.strategies.linear_probe as lp
+    from tunescope.strategies.base import StrategyContext
+
+    texts, labels = toy_sentiment(60, seed=4)
+    tok = tiny_tokenizer(texts)
+    pristine = tiny_classifier("bert", tok, seed=0)
+    enc = tok(texts, truncation=True, max_length=32)
+    ds = Dataset.from_dict({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels})
+    fits = []
+    monkeypatch.setattr(lp, "fit_linear_probe", lambda *a, **k: fits.append(1) or fit_linear_probe(*a, **k))
+    config = SimpleNamespace(lp_cs=4, lp_cv=3, seed=0, eval_batch_size=16)
+    memo: dict = {}
+    heads, facts = [], []
+    for _ in range(2):
+        model = copy.deepcopy(pristine)
+        ctx = StrategyContext(config=config, tokenizer=tok, data=SimpleNamespace(num_labels=2),
+                              tokenized={"train": ds}, collator=DataCollatorWithPadding(tok), memo=memo)
+        facts.append(lp.lp_stage(model, ctx))
+        heads.append((model.classifier.weight.detach().clone(), model.classifier.bias.detach().clone()))
+    assert len(fits) == 1  # fitted once
+    assert torch.equal(heads[0][0], heads[1][0]) and torch.equal(heads[0][1], heads[1][1])
+    assert facts[0] == facts[1]
+    assert not torch.equal(heads[0][0], pristine.classifier.weight)  # a head was really installed

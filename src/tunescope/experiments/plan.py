@@ -119,8 +119,8 @@ def make_plan(config: PlanConfig, folder: Path) -> dict:
     per_epoch = _steps_per_epoch(loaded, config)
     step_seconds = _seconds_per_step(measurements, config)
     elapsed_min = (time.perf_counter() - started) / 60
-    n_trials = 0 if config.plan_mode == "rules" or forced is not None else min(len(ranked), config.trial_candidates
-                                                         if config.plan_mode == "full" else len(ranked))
+    round_size = config.trial_candidates if config.plan_mode == "full" and config.trial_candidates else len(ranked)
+    n_trials = 0 if config.plan_mode == "rules" or forced is not None else min(len(ranked), round_size)
     first = rung_steps(per_epoch, config.trial_steps)
     trial_waste_min = max(n_trials - 1, 0) * 2 * first * step_seconds / 60  # losers' steps, ~2 rungs each
     left = None if config.budget_minutes is None else config.budget_minutes - elapsed_min - trial_waste_min

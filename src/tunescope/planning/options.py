@@ -39,8 +39,9 @@ class PlanOptions(Options):
     (ablation); trials: every candidate that fits the budget goes to the trials, no rules (ablation)."""
     trial_steps: int = 0
     """Optimizer steps of the first trial rung (0: a quarter of an epoch, at least 20); later rungs double."""
-    trial_candidates: int = 3
-    """At most this many candidates (the best-ranked) enter the trials."""
+    trial_candidates: int = 0
+    """0: every candidate the rules leave enters one round of trials; N: rounds of the N best-ranked (the next N
+    only when none of a round survives). docs/results/plan.md: one round was better and cheaper than rounds of 3."""
     candidates: list[str] | None = None
     """Strategies the plan weighs (default: every classification strategy); one name: that strategy is trained
     as given, the measurements and rules still reported."""
@@ -54,7 +55,8 @@ class PlanOptions(Options):
               "a positive number of minutes")
         check(self.plan_mode in PLAN_MODES, "plan_mode", self.plan_mode, f"one of {', '.join(PLAN_MODES)}")
         check(self.trial_steps >= 0, "trial_steps", self.trial_steps, "an integer >= 0 (0: automatic)")
-        check(self.trial_candidates >= 1, "trial_candidates", self.trial_candidates, "a positive integer")
+        check(self.trial_candidates >= 0, "trial_candidates", self.trial_candidates,
+              "an integer >= 0 (0: every candidate in one round)")
         check(self.candidates is None or (len(self.candidates) > 0 and set(self.candidates) <= set(
             CLASSIFICATION_CANDIDATES)), "candidates", self.candidates,
               f"one or more of {', '.join(CLASSIFICATION_CANDIDATES)}")

@@ -164,6 +164,7 @@ class TrialRunner(BaseRates):
     def __init__(self, loaded, pristine, folder: Path, task, random_state: RandomState | None = None):
         self.loaded, self.pristine, self.folder, self.task = loaded, pristine, Path(folder), task
         self.random_state = random_state
+        self.memo: dict = {}  # shared by every candidate's prepare() (one LP fit for head, lp-ft, lp-lora)
         labels = np.asarray(loaded.tokenized["validation"]["labels"])
         _values, counts = np.unique(labels, return_counts=True)
         self.majority_accuracy = float(counts.max() / counts.sum())
@@ -184,7 +185,7 @@ class TrialRunner(BaseRates):
             self.random_state.restore()
         ctx = StrategyContext(config=config, tokenizer=self.loaded.tokenizer, data=self.loaded.data,
                               tokenized=self.loaded.tokenized, collator=self.loaded.collator, results={},
-                              out_dir=trial.folder, learning_rate=lr, task=self.task)
+                              out_dir=trial.folder, learning_rate=lr, task=self.task, memo=self.memo)
         model = strategy.prepare(model, ctx)
         trial.trains = strategy.trains
         trial.trainer = build_trainer(model, self.loaded.tokenizer, self.loaded.tokenized, self.loaded.collator,

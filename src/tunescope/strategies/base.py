@@ -45,6 +45,9 @@ class StrategyContext:
     inflection_layers: list[int] | None = None
     learning_rate: float | None = None  # the resolved peak learning rate (learning_rate_for)
     task: Any = None  # the Task that made the model (tasks.base.Task)
+    # Work that several prepare() calls on the same pre-trained model and data share: the plan's trials pass one
+    # dict to all candidates, so head, lp-ft and lp-lora fit their linear probe once.
+    memo: dict = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -148,12 +148,23 @@ def linear_probe(model: nn.Module, train_dataset, collator, num_classes: int, *,
 
 def lp_stage(model: nn.Module, ctx) -> dict:
     """Run LP inside a strategy's prepare(): fit on ctx's training split, install, record facts in ctx.results.
+    A fit already in ctx.memo (an earlier candidate of the same plan) is installed instead of fitted again.
 
     Writes `head_norm.init` / `head_norm.after_lp` and an `lp` block (strength, CV accuracy, timing).
     """
     cfg = ctx.config
-    facts = linear_probe(model, ctx.tokenized["train"], ctx.collator, ctx.data.num_labels,
-                         batch_size=getattr(cfg, "eval_batch_size", 128), cs=cfg.lp_cs, cv=cfg.lp_cv, seed=cfg.seed)
+    key = ("linear-probe", cfg.lp_cs, cfg.lp_cv, cfg.seed)
+    if key in ctx.memo:  # the same pre-trained model and training split (StrategyContext.memo): same fit
+        weight, bias, facts = ctx.memo[key]
+        install_head(model, weight, bias)
+        facts = dict(facts)
+    else:
+        facts = linear_probe(model, ctx.tokenized["train"], ctx.collator, ctx.data.num_labels,
+                             batch_size=getattr(cfg, "eval_batch_size", 128), cs=cfg.lp_cs, cv=cfg.lp_cv,
+                             seed=cfg.seed)
+        lin = head_linear(model)
+        bias = lin.bias.detach().cpu().numpy().copy() if lin.bias is not None else np.zeros(lin.weight.shape[0])
+        ctx.memo[key] = (lin.weight.detach().cpu().numpy().copy(), bias, dict(facts))
     norms = ctx.results.setdefault("head_norm", {})
     norms["init"] = facts.pop("head_norm_init")
     norms["after_lp"] = facts.pop("head_norm_after_lp")
