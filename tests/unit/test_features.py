@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from datasets import Dataset
@@ -91,4 +92,18 @@ def test_features_come_back_in_dataset_order_although_batches_are_length_sorted(
     phi, labels = extract_features(model, ds, coll, batch_size=5)
     one_by_one = torch.cat([extract_features(model, ds.select([i]), coll, batch_size=1)[0] for i in range(len(ds))])
     torch.testing.assert_close(phi, one_by_one, atol=1e-5, rtol=1e-4)
+    assert labels.tolist() == ds["labels"]
+
+
+def test_predicted_logits_come_back_in_dataset_order():
+    from tunescope.training.evaluate import predict_logits
+
+    tok, ds, coll = _data(12)
+    model = tiny_classifier("bert", tok, num_labels=2)
+    logits, labels = predict_logits(model, ds, coll, batch_size=5)
+    model.eval()
+    with torch.no_grad():
+        one_by_one = torch.cat([model(**{k: torch.tensor([ds[i][k]]) for k in ("input_ids", "attention_mask")}).logits
+                                for i in range(len(ds))])
+    np.testing.assert_allclose(logits, one_by_one.double().numpy(), atol=1e-5, rtol=1e-4)
     assert labels.tolist() == ds["labels"]

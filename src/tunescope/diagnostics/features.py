@@ -115,8 +115,9 @@ def iter_batches(dataset, collator, batch_size: int) -> Iterator[dict]:
 
 
 def length_order(dataset) -> np.ndarray | None:
-    """Indices of a tokenized dataset sorted by token count (stable), or None when it has no input_ids."""
-    if "input_ids" not in dataset.column_names:
+    """Indices of a tokenized datasets.Dataset sorted by token count (stable), or None when it is not one (no
+    `input_ids` column, or no `select` to reorder it by)."""
+    if "input_ids" not in getattr(dataset, "column_names", ()) or not hasattr(dataset, "select"):
         return None
     lengths = np.fromiter((len(ids) for ids in dataset["input_ids"]), dtype=np.int64, count=len(dataset))
     return np.argsort(lengths, kind="stable")

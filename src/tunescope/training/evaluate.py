@@ -14,11 +14,20 @@ from tunescope.io import quiet
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, dataset: Dataset, collator, batch_size: int = 128,
                    desc: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(logits [N, C] float64, labels [N] int64) of `model` on a tokenised split, in dataset order."""
+    """(logits [N, C] float64, labels [N] int64) of `model` on a tokenised split, in dataset order.
+
+    Batches are formed from length-sorted examples (dynamic padding then pads each batch only to its own longest
+    example: about half the token work on movie reviews at max_length 64) and the rows are put back in dataset
+    order; padding is masked, so the logits do not depend on the batching beyond float rounding.
+    """
+    from tunescope.diagnostics.features import length_order
+
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator)
+    order = length_order(dataset)
+    loader = DataLoader(dataset if order is None else dataset.select(order), batch_size=batch_size, shuffle=False,
+                        collate_fn=collator)
     all_logits, all_labels = [], []
     try:
         for batch in tqdm(loader, desc=desc or "predicting", leave=False, disable=desc is None or quiet()):
@@ -28,7 +37,11 @@ def predict_logits(model: torch.nn.Module, dataset: Dataset, collator, batch_siz
             all_labels.append(labels)
     finally:
         model.train(was_training)
-    return torch.cat(all_logits).double().numpy(), torch.cat(all_labels).numpy()
+    logits, labels = torch.cat(all_logits).double().numpy(), torch.cat(all_labels).numpy()
+    if order is None:
+        return logits, labels
+    restore = np.argsort(order, kind="stable")  # sorted position of each original row
+    return logits[restore], labels[restore]
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
