@@ -82,10 +82,13 @@ def test_in_between_features_fire_no_feature_rule():
     assert not fired(pool) & {"separable-features", "inseparable-features"}
 
 
-def test_sparsity_rule_keeps_or_rejects_sift():
-    assert "sift" in pool_of(top_share=QUASI_SPARSE_SHARE).candidates
+def test_sparsity_rule_promotes_or_demotes_sift():
+    sparse = pool_of(top_share=QUASI_SPARSE_SHARE)
+    assert sparse.candidates["sift"].priority == BASE_PRIORITY["sift"] + 0.5 and "quasi-sparse-gradient" in fired(sparse)
     dense = pool_of(top_share=QUASI_SPARSE_SHARE - 0.01)
-    assert rejected(dense)["sift"] == "dense-gradient"
+    # demoted, never rejected: a dense gradient did not stop SIFT from winning a suite cell
+    assert dense.candidates["sift"].priority == BASE_PRIORITY["sift"] - 1.0 and "dense-gradient" in fired(dense)
+    assert "sift" not in rejected(dense)
 
 
 def test_parameter_budget_rejects_every_candidate_over_it():

@@ -113,7 +113,9 @@ def rule_feature_separability(m: dict, pool: Pool) -> None:
 
 def rule_gradient_sparsity(m: dict, pool: Pool) -> None:
     """SIFT paper: pre-trained gradients are quasi-sparse, so the top-k entries carry the update. When they are
-    not, SIFT at a small rate throws most of the gradient away."""
+    not, SIFT at a small rate throws most of the gradient away - so it is demoted, not rejected: on the plan suite
+    (docs/results/plan.md) the over-trained source had a dense gradient (top 1%: 45% of ||g||^2) and SIFT was
+    still the best strategy within a 1% budget."""
     s = m["sparsity"]
     numbers = (f"top {s['fraction']:.0%} of {s['num_params']:,} block-weight gradient entries carry "
                f"{s['top_share']:.0%} of ||g||^2 (threshold {QUASI_SPARSE_SHARE:.0%})")
@@ -121,8 +123,8 @@ def rule_gradient_sparsity(m: dict, pool: Pool) -> None:
         pool.adjust("sift", +0.5, "quasi-sparse gradient")
         pool.fire("quasi-sparse-gradient", "SIFT (ICML 2024)", numbers, "SIFT promoted")
     else:
-        pool.reject("sift", "dense-gradient", f"the gradient is not quasi-sparse ({numbers})")
-        pool.fire("dense-gradient", "SIFT (ICML 2024)", numbers, "SIFT rejected")
+        pool.adjust("sift", -1.0, "dense gradient")
+        pool.fire("dense-gradient", "SIFT (ICML 2024)", numbers, "SIFT demoted")
 
 
 def rule_parameter_budget(m: dict, pool: Pool) -> None:
