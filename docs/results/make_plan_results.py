@@ -3,8 +3,7 @@
     .venv/bin/python docs/results/make_plan_results.py runs/exp/plan-suite
 
 Per cell (setting x seed): the oracle = every candidate trained fully (its test accuracy), the choice of the plan
-(the default: rules prune, one round of trials), of the rules alone, of the trials alone and of the previous default
-(rules rank, rounds of the 3 best-ranked), each one's test accuracy (= the oracle run of the
+(the default: rules prune, one round of trials), of the rules alone and of the trials alone, each one's test accuracy (= the oracle run of the
 chosen strategy: same config and seed; `tunescope run` continues the winner's trial, which gives the same model),
 regret = best oracle accuracy - the choice's, and the cost of the plan + its final training as a share of
 training every candidate fully: in optimizer steps (trial steps + the final run's steps after the winner's trial,
@@ -20,7 +19,7 @@ import sys
 from pathlib import Path
 
 METHODS = {"full": "plan: rules prune, one round of trials (default)", "rules": "rules alone (no trials)",
-           "trials": "trials alone (no rules)", "waves": "rules rank, rounds of 3 (previous default)"}
+           "trials": "trials alone (no rules)"}
 FIXED = ("lora", "full")  # fixed defaults shown for context: always LoRA everywhere, always full FT
 
 
@@ -82,17 +81,15 @@ def tables(root: Path) -> None:
         print(f"| {st} | {len(rs)} | {statistics.mean(r['majority'] for r in rs):.3f} | " + " | ".join(
             _ms([r["oracle"][s] for r in rs if s in r["oracle"]]) for s in strategies) + " |")
     print("\n| setting | oracle best (per seed) | plan's choice (per seed) | plan accuracy | regret (points) | "
-          "cost of plan + final (steps) | rules alone: choice / regret | trials alone: choice / regret | "
-          "rounds of 3: choice / regret |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "cost of plan + final (steps) | rules alone: choice / regret | trials alone: choice / regret |")
+    print("|---|---|---|---|---|---|---|---|")
     for st in settings:
         rs = sorted([r for r in rows if r["setting"] == st], key=lambda r: r["seed"])
         print(f"| {st} | {', '.join(r['best_strategy'] for r in rs)} | {', '.join(r['full']['strategy'] for r in rs)} "
               f"| {_ms([r['full']['accuracy'] for r in rs])} | {100 * statistics.mean(r['full']['regret'] for r in rs):.1f} "
               f"(max {100 * max(r['full']['regret'] for r in rs):.1f}) | {100 * statistics.mean(r['full']['cost'] for r in rs):.0f}% "
               f"| {', '.join(r['rules']['strategy'] for r in rs)} / {100 * statistics.mean(r['rules']['regret'] for r in rs):.1f} "
-              f"| {', '.join(r['trials']['strategy'] for r in rs)} / {100 * statistics.mean(r['trials']['regret'] for r in rs):.1f} "
-              f"| {', '.join(r['waves']['strategy'] for r in rs)} / {100 * statistics.mean(r['waves']['regret'] for r in rs):.1f} |")
+              f"| {', '.join(r['trials']['strategy'] for r in rs)} / {100 * statistics.mean(r['trials']['regret'] for r in rs):.1f} |")
     print("\n| method | mean regret (points) | worst setting (mean over seeds) | worst cell | mean cost (steps) | "
           "mean cost (wall time) |")
     print("|---|---|---|---|---|---|")

@@ -1,6 +1,5 @@
 """The plan's evidence suite (docs/results/plan.md): settings x seeds; per cell the oracle (every candidate trained
-fully), the plan (rules prune, one round of trials), its ablations (rules alone, trials alone) and the previous
-default (rules rank, rounds of the 3 best-ranked).
+fully), the plan (rules prune, one round of trials) and its ablations (rules alone, trials alone).
 
     .venv/bin/python docs/results/plan_suite.py run  runs/exp/plan-suite [--seeds 0,1,2] [--shard 0/2]  # resumable
     .venv/bin/python docs/results/plan_suite.py table runs/exp/plan-suite                 # tables + plot
@@ -25,9 +24,8 @@ CANDIDATES = ["full", "lora", "lp-ft", "sift", "lp-lora", "lora-inflection"]
 BUDGETS = {"none": None, "1%": "1%"}
 STARTS = {"rt-pretrained": ("minilm-l6", "rotten_tomatoes"), "tweets-pretrained": ("minilm-l6", "tweets_sentiment"),
           "rt-from-UNDER": ("UNDER", "rotten_tomatoes"), "rt-from-OVER": ("OVER", "rotten_tomatoes")}
-# full: the default (rules reject, every candidate left in one round of trials); rules / trials: the ablations;
-# waves: the previous default (rules rank, rounds of the 3 best-ranked).
-MODES = ("full", "rules", "trials", "waves")
+# full: the default (rules reject, every candidate left in one round of trials); rules / trials: the ablations.
+MODES = ("full", "rules", "trials")
 
 
 def source_models(root: Path) -> dict[str, str]:
@@ -49,9 +47,8 @@ def cell_config(start: str, budget: str, seed: int, sources: dict, mode: str = "
     from tunescope.experiments.plan import PlanConfig
 
     model, data = STARTS[start]
-    rounds = {"plan_mode": "full", "trial_candidates": 3} if mode == "waves" else {"plan_mode": mode}
     return PlanConfig(model=sources.get(model, model), data=data, seed=seed, budget_params=BUDGETS[budget],
-                      candidates=CANDIDATES, **rounds, **SCALE)
+                      candidates=CANDIDATES, plan_mode=mode, **SCALE)
 
 
 def oracle_candidates(config) -> list:

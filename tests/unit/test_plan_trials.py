@@ -104,6 +104,20 @@ def test_an_over_confident_candidate_that_beats_the_majority_can_win():
     assert successive_halving(runner, trials("a"), 20, 20).candidate.strategy == "a"
 
 
+def test_the_best_candidate_that_can_win_goes_on_beside_a_one_class_better_half():
+    # The rt-pretrained seed-1 cell: at step 8 full and LoRA predict one class with the lowest NLLs, LP-FT and
+    # LP-LoRA separate the classes with higher NLLs; full and LoRA never learn. LP-FT must not be dropped there.
+    runner = ScriptedRunner({"full": {8: (0.5, False, True, 0.60), 16: (0.5, False, True, 0.58),
+                                      32: (0.5, True), 48: (0.5, True)},
+                             "lora": {8: (0.5, False, True, 0.62), 16: (0.5, True), 32: (0.5, True)},
+                             "lp-ft": {8: (0.66, False, False, 0.66), 16: (0.67, False, False, 0.64),
+                                       32: (0.70, False, False, 0.60), 48: (0.72, False, False, 0.58)},
+                             "lp-lora": {8: (0.64, False, False, 0.67)}})
+    ts = trials("full", "lora", "lp-ft", "lp-lora")
+    assert successive_halving(runner, ts, 8, 48).candidate.strategy == "lp-ft"
+    assert ("lp-ft", 16) in runner.calls and ts[3].status == "dropped"
+
+
 def test_diverged_candidate_is_rejected():
     runner = ScriptedRunner({"a": {}, "b": {20: (0.6, False)}})
     ts = trials("a", "b")

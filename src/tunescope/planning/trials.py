@@ -13,8 +13,8 @@ scored (accuracy, and the NLL = mean -log p(y | x), which moves before the argma
 - a candidate can win only if it predicts more than one class AND beats the base rates: NLL < NLL_prior or accuracy
   >= majority + 1 point. Until some candidate can win, nobody is dropped or rejected and every candidate gets the
   next rung (a 48-step trial once "won" at step 8 with an NLL above the prior and then ended at the majority class);
-- of the healthy rest, the better half by validation NLL (ties: fewer trainable parameters) goes on; the others are
-  `dropped` with their numbers.
+- of the healthy rest, the better half by validation NLL (ties: fewer trainable parameters) goes on, plus the best
+  candidate that can win when that half holds none; the others are `dropped` with their numbers.
 Halving ends when one candidate that can win is left: the winner. Its checkpoint is the start of its final run, so the
 steps it trained in the trials are not trained again (`tunescope run` resumes from it).
 """
@@ -283,8 +283,12 @@ def successive_halving(runner: TrialRunner, trials: list[Trial], first_rung: int
             keep_list = [winners[0]]
         else:
             keep_list = healthy[:math.ceil(len(healthy) / 2)]
-            if len(keep_list) == 1 and not runner.can_win(keep_list[0].last):
-                keep_list = healthy[:2]  # not decided yet: the leader cannot win yet
+            if not any(runner.can_win(t.last) for t in keep_list):
+                # The better half by NLL holds only candidates that cannot win yet (one-class predictors whose NLL
+                # falls): the best one that can win goes on with them. Without this, LP-FT and LP-LoRA (spread
+                # predictions, NLL raised by their large LP head) were dropped at step 8 of a suite cell for full
+                # and LoRA, which never left the majority class, and the plan ended with no survivor.
+                keep_list.append(winners[0])
         best = keep_list[0].last
         for t in healthy:
             if t not in keep_list:
