@@ -35,7 +35,8 @@ def cells(root: Path) -> list[dict]:
         if not oracle or any(v is None for v in oracle.values()):
             continue
         plans = {m: _load(seed_dir / f"plan-{m}") for m in METHODS}
-        if any(v is None for v in plans.values()):
+        refused = {m for m in METHODS if plans[m] is None and (seed_dir / f"plan-{m}.failed.json").is_file()}
+        if any(plans[m] is None and m not in refused for m in METHODS):
             continue
         acc = {k: v["eval"]["accuracy"] for k, v in oracle.items()}
         wall = {k: v["wall_seconds"] for k, v in oracle.items()}
@@ -45,6 +46,11 @@ def cells(root: Path) -> list[dict]:
                "best_strategy": max(acc, key=acc.get), "majority": oracle[next(iter(oracle))]["baseline"]["accuracy"],
                "oracle_seconds": sum(wall.values())}
         for mode, res in plans.items():
+            if mode in refused:  # the plan stopped with exit 2: no model, so its accuracy is the majority class's
+                row[mode] = {"strategy": "(none)", "accuracy": row["majority"], "regret": best - row["majority"],
+                             "cost": float("nan"), "cost_wall": float("nan"), "plan_seconds": float("nan"),
+                             "rules": []}
+                continue
             p = res["plan"]
             chosen = p["strategy"]
             final = wall[chosen] * (1 - (p.get("winner_steps") or 0) / max(p["total_steps"], 1))

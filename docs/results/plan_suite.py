@@ -70,6 +70,7 @@ def run_cell(root: Path, start: str, budget: str, seed: int, sources: dict) -> N
     from tunescope.experiments.finetune import finetune
     from tunescope.experiments.plan import finetune_config, plan
     from tunescope.experiments.recipe import run_sub_run
+    from tunescope.errors import UserError
     from tunescope.experiments.rundir import RunDir
 
     cell = root / start / f"budget-{budget.replace('%', 'pct')}" / f"seed{seed}"
@@ -90,9 +91,15 @@ def run_cell(root: Path, start: str, budget: str, seed: int, sources: dict) -> N
     for mode in MODES:
         cfg = cell_config(start, budget, seed, sources, mode)
         rd = RunDir(cell / f"plan-{mode}")
+        failed = cell / f"plan-{mode}.failed.json"
+        if failed.is_file():
+            continue
         t = time.perf_counter()
-        run_sub_run(rd, cfg, lambda resume, overwrite, cfg=cfg, rd=rd: plan(cfg, rd.path, overwrite=True,
-                                                                            write_report=False))
+        try:
+            run_sub_run(rd, cfg, lambda resume, overwrite, cfg=cfg, rd=rd: plan(cfg, rd.path, overwrite=True,
+                                                                                write_report=False))
+        except UserError as err:  # the plan refused (exit 2): recorded, scored as no model (make_plan_results.py)
+            failed.write_text(json.dumps({"error": str(err)}))
         print(f"{cell.relative_to(root)} plan-{mode}: {time.perf_counter() - t:.0f} s", flush=True)
 
 
