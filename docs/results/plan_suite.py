@@ -67,10 +67,10 @@ def oracle_candidates(config) -> list:
 
 
 def run_cell(root: Path, start: str, budget: str, seed: int, sources: dict) -> None:
+    from tunescope.errors import UserError
     from tunescope.experiments.finetune import finetune
     from tunescope.experiments.plan import finetune_config, plan
     from tunescope.experiments.recipe import run_sub_run
-    from tunescope.errors import UserError
     from tunescope.experiments.rundir import RunDir
 
     cell = root / start / f"budget-{budget.replace('%', 'pct')}" / f"seed{seed}"
