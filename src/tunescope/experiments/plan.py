@@ -1,12 +1,12 @@
 """`tunescope plan` and the planned main job (`tunescope run`).
 
 plan:  load the task once -> measure the pre-trained model (planning/measure.py) -> candidates within the budget
-       (planning/budget.py) -> decision rules (planning/rules.py) -> successive-halving trials of the best-ranked
-       candidates on the validation split (planning/trials.py) -> plan.json + results.json `plan` + report.
+       (planning/budget.py) -> decision rules (planning/rules.py) -> successive-halving trials of the candidates
+       the rules leave (one round; --trial-candidates N: rounds of the N best-ranked) on the validation split (planning/trials.py) -> plan.json + results.json `plan` + report.
 run:   plan (in RUN/plan) -> the winner's trial checkpoint becomes the start of the final run in RUN -> train it to
        the end of its schedule -> evaluate -> report, whose first lines say what was chosen and why.
 
-plan_mode (ablations of docs/results/plan.md): `full` (rules rank, trials verify), `rules` (the top-ranked
+plan_mode (ablations of docs/results/plan.md): `full` (rules reject and rank, trials decide), `rules` (the top-ranked
 candidate, no trials), `trials` (every candidate within the budget goes to the trials, rules ignored).
 """
 

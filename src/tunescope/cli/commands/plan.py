@@ -44,8 +44,8 @@ def register(sub) -> None:
         "plan", help="diagnose the model on the data and choose a strategy and its settings (with short trials)",
         description="Cheap measurements from the five papers (attention entropy and gradient decay per layer, "
                     "output saturation, linear-probe accuracy and head-norm growth, gradient quasi-sparsity), the "
-                    "decision rules of docs/plan.md, then successive-halving trials of the best-ranked "
-                    "candidates on the validation split, within --budget-params / --budget-minutes.")
+                    "decision rules of docs/plan.md, then successive-halving trials of the candidates the "
+                    "rules leave on the validation split, within --budget-params / --budget-minutes.")
     add_common_options(p)
     add_config_flags(p, config_class("plan"))
     p.set_defaults(handler=_plan)
