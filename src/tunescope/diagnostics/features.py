@@ -123,6 +123,15 @@ def length_order(dataset) -> np.ndarray | None:
     return np.argsort(lengths, kind="stable")
 
 
+def length_sorted(dataset):
+    """(the dataset with its examples length-sorted, restore) where rows[restore] puts per-example outputs computed
+    in sorted order back in the dataset's order; (dataset, None) when it cannot be sorted (length_order)."""
+    order = length_order(dataset)
+    if order is None:
+        return dataset, None
+    return dataset.select(order), np.argsort(order, kind="stable")  # sorted position of each original row
+
+
 @torch.no_grad()
 def extract_features(model: nn.Module, dataset, collator, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """phi(x) for every example of a tokenized dataset, without gradients, in eval mode.
@@ -136,8 +145,7 @@ def extract_features(model: nn.Module, dataset, collator, batch_size: int = 64) 
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    order = length_order(dataset)
-    ordered = dataset if order is None else dataset.select(order)
+    ordered, restore = length_sorted(dataset)
     feats, labels = [], []
     try:
         with capture_features(model) as box:
@@ -150,9 +158,9 @@ def extract_features(model: nn.Module, dataset, collator, batch_size: int = 64) 
     finally:
         model.train(was_training)
     feats, labels = torch.cat(feats), torch.cat(labels).long()
-    if order is None:
+    if restore is None:
         return feats, labels
-    restore = torch.as_tensor(np.argsort(order, kind="stable"))  # sorted position of each original row
+    restore = torch.as_tensor(restore)
     return feats[restore], labels[restore]
 
 

@@ -20,14 +20,13 @@ def predict_logits(model: torch.nn.Module, dataset: Dataset, collator, batch_siz
     example: about half the token work on movie reviews at max_length 64) and the rows are put back in dataset
     order; padding is masked, so the logits do not depend on the batching beyond float rounding.
     """
-    from tunescope.diagnostics.features import length_order
+    from tunescope.diagnostics.features import length_sorted
 
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    order = length_order(dataset)
-    loader = DataLoader(dataset if order is None else dataset.select(order), batch_size=batch_size, shuffle=False,
-                        collate_fn=collator)
+    ordered, restore = length_sorted(dataset)
+    loader = DataLoader(ordered, batch_size=batch_size, shuffle=False, collate_fn=collator)
     all_logits, all_labels = [], []
     try:
         for batch in tqdm(loader, desc=desc or "predicting", leave=False, disable=desc is None or quiet()):
@@ -38,9 +37,8 @@ def predict_logits(model: torch.nn.Module, dataset: Dataset, collator, batch_siz
     finally:
         model.train(was_training)
     logits, labels = torch.cat(all_logits).double().numpy(), torch.cat(all_labels).numpy()
-    if order is None:
+    if restore is None:
         return logits, labels
-    restore = np.argsort(order, kind="stable")  # sorted position of each original row
     return logits[restore], labels[restore]
 
 

@@ -311,18 +311,17 @@ def training_arguments(config, output_dir: Path, learning_rate: float, has_eval:
 def build_trainer(model, tokenizer, tokenized: dict, collator, config, run_dir: Path, *, learning_rate: float,
                   strategy=None, optimizer=None, callbacks: list | None = None) -> StrategyTrainer:
     """A StrategyTrainer over tokenized["train"] evaluating on tokenized["validation"] each epoch."""
-    from tunescope.diagnostics.features import length_order
+    from tunescope.diagnostics.features import length_sorted
 
     args = training_arguments(config, run_dir / "checkpoints", learning_rate, has_eval="validation" in tokenized)
     validation = tokenized.get("validation")
-    order = None if validation is None else length_order(validation)
     return StrategyTrainer(
         model=model,
         args=args,
         train_dataset=tokenized["train"],
         # The epoch-end evaluation only averages over examples, so it may see them length-sorted: each batch is then
         # padded to its own longest example (about half the token work on reviews at max_length 64).
-        eval_dataset=validation if order is None else validation.select(order),
+        eval_dataset=None if validation is None else length_sorted(validation)[0],
         data_collator=collator,
         processing_class=tokenizer,
         compute_metrics=_compute_metrics,
