@@ -64,8 +64,16 @@ def test_sft_trains_saves_and_reloads_to_the_same_numbers(tiny_llama, chat_data,
     again = _reloaded_eval(out)
     for key in ("loss", "mean_token_accuracy", "task_accuracy_loglik", "task_accuracy_generate"):
         assert again[key] == pytest.approx(ev[key], abs=1e-6), key
+    memory = results["memory"]
+    assert memory["peak_rss_bytes"] > 0
     if strategy == "sift":
         assert results["sift"]["selected_params"] > 0
+        # the same count as SIFT's own accounting (moments + packed indices + base copy)
+        assert memory["training_state_bytes"] == results["sift"]["optimizer_state_bytes"]
+    else:  # AdamW: two fp32 moments per trainable entry (+ a 0-d step each), plus the adapter tensors themselves
+        n = results["trainable_params"]
+        assert 8 * n <= memory["optimizer_state_bytes"] <= 8 * n + 8 * 1024
+        assert memory["training_state_bytes"] == memory["optimizer_state_bytes"] + 4 * n
 
 
 def test_eval_before_does_not_change_training(tiny_llama, chat_data, tmp_path):
@@ -169,3 +177,18 @@ def test_messages_without_generation_markers_train_on_the_last_reply(tmp_path):
     data = write_jsonl(tmp_path / "chat.jsonl", messages_rows(20))
     results = _run(folder, data, tmp_path / "run", "full", "--max-steps", "1")
     assert results["preparation"]["loss_on"] == "last assistant turn"
+
+
+def test_landscape_on_sft_data_scores_the_completion_tokens(tiny_llama, chat_data, tmp_path, capsys):
+    """The specific-capability basin: `landscape --data <SFT data>` on an SFT run scores next-token accuracy on the
+    completion tokens of the run's own test split, so S(theta) equals the run's test mean_token_accuracy."""
+    run = tmp_path / "full"
+    results = _run(tiny_llama, chat_data, run, "full", "--lr", "5e-3")
+    out = tmp_path / "ls"
+    code = main(["landscape", "--model", str(run), "--data", str(chat_data), "--max-length", "48",
+                 "--eval-examples", "1000", "--directions", "random,sft", "--base", str(tiny_llama),
+                 "--num-directions", "1", "--curve-points", "0", "--out", str(out), "tau=0.5", "relative=true"])
+    assert code == 0, capsys.readouterr().err
+    basin = json.loads((out / "results.json").read_text())["basin"]
+    assert basin["score"] == pytest.approx(results["eval"]["mean_token_accuracy"], abs=1e-9)
+    assert basin["sft"]["base_scale"] < 0 and len(basin["random"]["radii"]) == 1

@@ -110,6 +110,24 @@ def _quartz() -> list[dict]:
 SFT_READERS: dict[str, Callable[[], list[dict]]] = {"quartz": _quartz}
 
 
+# Column sets that make a local file SFT data (conversations, or prompt / completion pairs).
+SFT_COLUMNS = ({"messages"}, {"prompt", "completion"})
+
+
+def is_sft_source(source: str) -> bool:
+    """True for SFT data: a named SFT asset (quartz) or a local file with a `messages` column or `prompt` +
+    `completion` columns. A hub id or any other name is not (callers that need it say so explicitly)."""
+    from tunescope.data.sources import read_local
+
+    if source in SFT_READERS:
+        return True
+    path = Path(source).expanduser()
+    if not path.is_file():
+        return False
+    columns = set(read_local(path).columns)
+    return any(c <= columns for c in SFT_COLUMNS)
+
+
 def _plain(value: Any) -> Any:
     """A cell as plain Python: numpy arrays (parquet lists) as lists, JSON text of a list (a csv cell) parsed."""
     if isinstance(value, np.ndarray):

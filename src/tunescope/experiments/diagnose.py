@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 DIAGNOSE_TASKS = ("classification", "causal-lm")
 # The column sets that make a data file SFT data (data/sft.py reads them; `text` alone is also a classification file).
-SFT_COLUMNS = ({"messages"}, {"prompt", "completion"})
 
 
 @dataclass
@@ -58,16 +57,10 @@ def task_of(config: DiagnoseConfig) -> str:
     """`config.task`, or the task the data asks for (module docstring)."""
     if config.task is not None:
         return config.task
-    from tunescope.data.sft import SFT_READERS
-    from tunescope.data.sources import read_local
+    from tunescope.data.sft import is_sft_source
 
-    if config.data in SFT_READERS:
-        return "causal-lm"
-    path = Path(config.data).expanduser()
-    if not path.is_file():
-        return "classification"  # a named classification asset or a hub id: --task causal-lm says otherwise
-    columns = set(read_local(path).columns)
-    return "causal-lm" if any(c <= columns for c in SFT_COLUMNS) else "classification"
+    # a named classification asset or a hub id is classification unless --task causal-lm says otherwise
+    return "causal-lm" if is_sft_source(config.data) else "classification"
 
 
 def resolve_checkpoint(path: str) -> str:

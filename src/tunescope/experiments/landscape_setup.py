@@ -39,13 +39,16 @@ class SubjectOptions(Options):
     base: str | None = None
     """Base checkpoint theta_0 of the `sft` direction (default for a run directory: the model it started from)."""
     data: str | None = None
-    """Evaluation data (default: the run's data, rotten_tomatoes for classifiers, news_text for language models)."""
+    """Evaluation data (default: the run's data, rotten_tomatoes for classifiers, news_text for language models).
+    A language model on SFT data (quartz, a messages / prompt + completion file) is scored on its completion
+    tokens."""
     text_column: str | None = None
     """Text column of a local or hub data set."""
     label_column: str | None = None
     """Label column of a local or hub data set."""
     eval_examples: int = 256
-    """Examples (classification) or held-out blocks (language model) in the evaluation set."""
+    """Examples (classification, SFT data) or held-out blocks (plain text for a language model) in the evaluation
+    set."""
     eval_batch_size: int = 64
     """Batch size of the score evaluations."""
     max_length: int = 64
@@ -147,17 +150,38 @@ def _classification_subject(config, source: str, run: dict, seed: int):
     return model, Scorer("classification", batches), base_params, 1.0 / data.num_labels, data_name
 
 
+def _sft_batches(config, tokenizer, seed: int, model_name: str) -> list[dict[str, torch.Tensor]]:
+    """Fixed batches of the first `eval_examples` test examples of SFT data, tokenised as `tunescope sft` trains
+    (the model's chat template; labels -100 outside the completion), so the scorer counts completion tokens only."""
+    from tunescope.data.sft import load_sft
+    from tunescope.data.sft_prepare import check_chat_template, prepare_sft, sft_collator
+    from tunescope.landscape.scores import collate_batches
+
+    data = load_sft(config.data, text_column=config.text_column, seed=seed, limit=config.limit)
+    check_chat_template(data, tokenizer, model_name)
+    split = prepare_sft(data, tokenizer, config.max_length).tokenized["test"]
+    split = split.select(range(min(config.eval_examples, len(split)))).select_columns(["input_ids", "labels"])
+    return collate_batches(split, sft_collator(tokenizer), config.eval_batch_size)
+
+
 def _lm_subject(config, source: str, run: dict, seed: int):
+    """A causal LM scored on held-out blocks of a plain corpus (the basic capability, news_text by default) or,
+    for SFT data (quartz, a messages / prompt + completion file), on the completion tokens of its test split
+    (the specific capability SFT trains)."""
     from tunescope.data import load_corpus
     from tunescope.data.lm import block_batches, pack_blocks
+    from tunescope.data.sft import is_sft_source
     from tunescope.landscape.scores import Scorer
     from tunescope.models.load import load_causal_lm
 
     data_name = config.data or "news_text"
-    corpus = load_corpus(data_name, text_column=config.text_column, seed=seed, limit=config.limit)
     model, tokenizer = load_causal_lm(source)
-    blocks = pack_blocks(corpus.heldout, tokenizer, config.max_length, max_blocks=config.eval_examples)
-    batches = list(block_batches(blocks, config.eval_batch_size))
+    if is_sft_source(data_name):
+        batches = _sft_batches(config, tokenizer, seed, config.model)
+    else:
+        corpus = load_corpus(data_name, text_column=config.text_column, seed=seed, limit=config.limit)
+        blocks = pack_blocks(corpus.heldout, tokenizer, config.max_length, max_blocks=config.eval_examples)
+        batches = list(block_batches(blocks, config.eval_batch_size))
     base_params = None
     if "sft" in config.directions and config.base:
         base_model, _ = load_causal_lm(config.base)

@@ -118,6 +118,7 @@ def _by_epoch(log_history: list[dict]) -> list[dict]:
 def _train_and_evaluate(config: SFTConfig, rd, strategy, addons: list, checkpoint: str | None = None) -> dict:
     """The body of the recipe: load the task, prepare the strategy, train with SFTTrainer, evaluate, save."""
     from tunescope.tasks.causal_lm import load_lm_checkpoint, token_evaluation
+    from tunescope.training.memory import reset_peak_rss, training_memory
     from tunescope.training.sft_trainer import build_sft_trainer, no_kv_cache
 
     task = TASKS.get("causal-lm")
@@ -148,9 +149,11 @@ def _train_and_evaluate(config: SFTConfig, rd, strategy, addons: list, checkpoin
                                 learning_rate=learning_rate, strategy=strategy,
                                 optimizer=strategy.create_optimizer(model, ctx), callbacks=callbacks)
     run.trainer = trainer
+    peak_reset = reset_peak_rss()  # the peak RSS of training, not of the evaluations before it
     with no_kv_cache(model):
         trainer.train(resume_from_checkpoint=checkpoint)
     model = run.model = trainer.model
+    results["memory"] = training_memory(trainer.optimizer, model, reset_before_training=peak_reset)
 
     trainable, total = count_parameters(model)
     results.setdefault("trainable_params", trainable)
