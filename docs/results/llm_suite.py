@@ -3,6 +3,7 @@ one `tunescope` command, listed here, so the pages can print them exactly.
 
     .venv/bin/python docs/results/llm_suite.py run runs/exp/llm --queue A   # and B, C in other processes
     .venv/bin/python docs/results/llm_suite.py list runs/exp/llm            # the commands, one per line
+    .venv/bin/python docs/results/llm_suite.py run runs/exp/llm --only full-s0,lora-s0   # just these jobs
 
 Two queues run side by side (one thread each on a 2-core machine); a job whose inputs come from another job waits
 for that job's results.json. A finished job (results.json present) is skipped, an interrupted `sft` job resumes
@@ -54,10 +55,11 @@ def _short(argv: list[str]) -> list[str]:
     return out
 
 
-def random_layer_sets(draws: int = 3, width: int = BAND_WIDTH) -> list[list[int]]:
-    """`draws` sets of `width` blocks out of LAYERS, uniformly without replacement (numpy seeds 1..draws)."""
+def random_layer_sets(draws: int = 3, width: int = BAND_WIDTH, first: int = 1) -> list[list[int]]:
+    """`draws` sets of `width` blocks out of LAYERS, uniformly without replacement (numpy seeds first, first + 1,
+    ...): seed 0's arms use draws 1-3, seed 1's draws 4-6, so the chance distribution has six placements."""
     return [sorted(np.random.default_rng(i).choice(LAYERS, width, replace=False).tolist())
-            for i in range(1, draws + 1)]
+            for i in range(first, first + draws)]
 
 
 def go_sigma(root: Path) -> float:
@@ -90,12 +92,14 @@ def jobs(root: Path) -> list[dict]:
     job("go-full-s0", "B", lambda: ["sft", *SFT, "--seed", "0", "--strategy", "full", "--noise-sigma",
                                     str(go_sigma(root))], needs=["basin-basic-pretrained"])
     band = ["--lora-targets", "q_proj,v_proj", "--lora-rank", str(BAND_RANK), "--lora-alpha", str(2 * BAND_RANK)]
-    job("inflection-band-s0", "A", lambda: ["sft", *SFT, "--seed", "0", "--strategy", "lora-inflection",
-                                            "--inflection-width", str(BAND_WIDTH), *band])
-    for i, layers in enumerate(random_layer_sets(), 1):
-        job(f"inflection-random{i}-s0", "A" if i == 1 else "B",
-            lambda layers=layers: ["sft", *SFT, "--seed", "0", "--strategy", "lora", "--layers",
-                                   ",".join(map(str, layers)), *band])
+    for seed, queue in ((0, "A"), (1, "B")):
+        s = ["--seed", str(seed)]
+        job(f"inflection-band-s{seed}", queue, lambda s=s: ["sft", *SFT, *s, "--strategy", "lora-inflection",
+                                                            "--inflection-width", str(BAND_WIDTH), *band])
+        for i, layers in enumerate(random_layer_sets(first=1 + 3 * seed), 1):
+            job(f"inflection-random{i}-s{seed}", queue,
+                lambda s=s, layers=layers: ["sft", *SFT, *s, "--strategy", "lora", "--layers",
+                                            ",".join(map(str, layers)), *band])
     for seed, queue in ((0, "A"), (1, "B")):
         job(f"sparsity-quartz{'' if seed == 0 else '-s1'}", "A" if seed == 0 else "C",
             lambda seed=seed: ["sparsity", "--model", MODEL, "--data", "quartz", "--max-length", "128",
@@ -129,11 +133,12 @@ def done(root: Path, name: str) -> bool:
     return (root / name / "results.json").exists()
 
 
-def run(root: Path, queue: str) -> None:
+def run(root: Path, queue: str | None, only: set[str] | None = None) -> None:
+    """Run the unfinished jobs of `queue` (every queue when None), or only the named ones, one after another."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     exe = str(Path(sys.executable).with_name("tunescope"))
     for j in jobs(root):
-        if j["queue"] != queue or done(root, j["name"]):
+        if (queue and j["queue"] != queue) or (only and j["name"] not in only) or done(root, j["name"]):
             continue
         while not all(done(root, n) for n in j["needs"]):
             time.sleep(20)
@@ -152,6 +157,7 @@ def main() -> None:
     ap.add_argument("action", choices=["run", "list"])
     ap.add_argument("root", type=Path)
     ap.add_argument("--queue", choices=["A", "B", "C"])
+    ap.add_argument("--only", help="comma-separated job names: run just these (in the suite's order)")
     args = ap.parse_args()
     args.root.mkdir(parents=True, exist_ok=True)
     if args.action == "list":
@@ -161,8 +167,13 @@ def main() -> None:
             except FileNotFoundError:
                 print(f"{j['name']}: (waits for {', '.join(j['needs'])})")
         return
-    queues = [args.queue] if args.queue else ["A", "B", "C"]
-    for q in queues:
+    only = set(args.only.split(",")) if args.only else None
+    if only and (unknown := only - {j["name"] for j in jobs(args.root)}):
+        ap.error(f"--only: unknown job(s) {', '.join(sorted(unknown))} (see the `list` action)")
+    if only:
+        run(args.root, args.queue, only)
+        return
+    for q in [args.queue] if args.queue else ["A", "B", "C"]:
         run(args.root, q)
 
 

@@ -23,9 +23,14 @@ from llm_common import HERE, command_block, fill_page, load, mean_sd  # noqa: E4
 from tunescope.diagnostics.selection import select_inflection_layers  # noqa: E402
 from tunescope.report.plots import save_figure  # noqa: E402
 
-ARMS = [("inflection-band-s0", "diagnosed band (lora-inflection)"), ("lora-s0", "all 30 layers (r = 8)"),
-        ("inflection-random1-s0", "random layers, draw 1"), ("inflection-random2-s0", "random layers, draw 2"),
-        ("inflection-random3-s0", "random layers, draw 3")]
+SEEDS = (0, 1)
+
+
+def arms(seed: int) -> list[tuple[str, str]]:
+    """(run, label) of one seed's five arms: the band, all layers, and the three random draws (seed 0 draws 1-3,
+    seed 1 draws 4-6: llm_suite.random_layer_sets)."""
+    return [(f"inflection-band-s{seed}", "diagnosed band (lora-inflection)"), (f"lora-s{seed}", "all 30 layers (r = 8)"),
+            *[(f"inflection-random{i}-s{seed}", f"random layers, draw {i + 3 * seed}") for i in (1, 2, 3)]]
 
 
 def _col(layers: list[dict], key: str) -> list[float]:
@@ -37,13 +42,15 @@ def _decay(act: list[float]) -> list[float]:
 
 
 def band_summary(root: Path) -> str:
-    """The band before and after SFT: its entropy and gradient decay against the whole model's."""
+    """The band before and after SFT, per seed's probe: its entropy and gradient decay against the whole model's."""
     head = ("| profile | band (w = 8) | mean attention entropy: band / all layers | mean decay step log(A_l+1 / A_l):"
             " band / all layers | act. gradient norm, first / last layer |\n|---|---|---|---|---|")
     rows = []
-    tables = [("pre-trained (diagnose, probe of the training split)", load(root, "diagnose-pretrained"),
+    tables = [("pre-trained, seed 0 probe (diagnose)", load(root, "diagnose-pretrained"), "diagnostics"),
+              ("pre-trained, seed 1 probe (lora-inflection's own diagnosis)", load(root, "inflection-band-s1"),
                "diagnostics")]
-    for run, label in (("full-s0", "after full SFT"), ("lora-s0", "after LoRA SFT (r = 8, all layers)")):
+    for run, label in (("full-s0", "after full SFT, seed 0"), ("lora-s0", "after LoRA SFT (r = 8, all layers), seed 0"),
+                       ("lora-s1", "after LoRA SFT (r = 8, all layers), seed 1")):
         tables.append((label, load(root, run), "diagnostics_after"))
     for label, res, key in tables:
         if res is None or key not in res:
@@ -75,34 +82,45 @@ def cka_table(root: Path) -> str:
 
 
 def arms_table(root: Path) -> tuple[str, dict]:
-    head = ("| arm | layers | LoRA rank (q, v) | trainable params | task acc. log-lik % | task acc. generate % | "
-            "test loss | validation loss | news_text perplexity after / before |\n|---|---|---|---|---|---|---|---|---|")
+    """One row per seed and arm, then per seed the random draws' mean and where the band falls among them, and
+    over both seeds how many of the six random placements the band's test loss beats."""
+    head = ("| seed | arm | layers | LoRA rank (q, v) | trainable params | task acc. log-lik % | task acc. generate % | "
+            "test loss | validation loss | news_text perplexity after / before |\n|---|---|---|---|---|---|---|---|---|---|")
     rows, losses = [], {}
-    for run, label in ARMS:
-        res = load(root, run)
-        if res is None:
+    beaten_all, drawn_all, z_all = 0, 0, []
+    for seed in SEEDS:
+        for run, label in arms(seed):
+            res = load(root, run)
+            if res is None:
+                continue
+            ev = res["eval"]
+            layers = res.get("adapted_layers") or []
+            span = "all" if len(layers) == 30 else ",".join(map(str, layers))
+            rows.append(f"| {seed} | {label} | {span} | {_rank_from_command(res['command_line'])} | "
+                        f"{res['trainable_params']:,} | {100 * ev['task_accuracy_loglik']:.1f} | "
+                        f"{100 * ev['task_accuracy_generate']:.1f} | {ev['loss']:.4f} | {ev['validation_loss']:.4f} | "
+                        f"{res['retention']['perplexity_ratio']:.3f} |")
+            losses[run] = ev
+        randoms = [r for r, _ in arms(seed) if "random" in r and r in losses]
+        band_run = f"inflection-band-s{seed}"
+        if len(randoms) < 2 or band_run not in losses:
             continue
-        ev = res["eval"]
-        layers = res.get("adapted_layers") or []
-        span = "all" if len(layers) == 30 else ",".join(map(str, layers))
-        rank = res.get("lora", {}).get("rank") if isinstance(res.get("lora"), dict) else None
-        rank = rank or _rank_from_command(res["command_line"])
-        rows.append(f"| {label} | {span} | {rank} | {res['trainable_params']:,} | "
-                    f"{100 * ev['task_accuracy_loglik']:.1f} | {100 * ev['task_accuracy_generate']:.1f} | "
-                    f"{ev['loss']:.4f} | {ev['validation_loss']:.4f} | {res['retention']['perplexity_ratio']:.3f} |")
-        losses[run] = ev
-    randoms = [losses[r]["loss"] for r, _ in ARMS if r.startswith("inflection-random") and r in losses]
-    if randoms and "inflection-band-s0" in losses:
-        band = losses["inflection-band-s0"]["loss"]
-        beaten = sum(band < r for r in randoms)
-        rows.append(f"| random draws, mean ± sd | | | | "
-                    f"{mean_sd([losses[r]['task_accuracy_loglik'] for r, _ in ARMS if r in losses and 'random' in r], 100)}"
-                    f" | {mean_sd([losses[r]['task_accuracy_generate'] for r, _ in ARMS if r in losses and 'random' in r], 100)}"
-                    f" | {mean_sd(randoms, digits=4)} | | |")
-        z = ((band - statistics.mean(randoms)) / statistics.stdev(randoms)
-             if len(randoms) > 1 and statistics.stdev(randoms) > 0 else float("nan"))
-        rows.append(f"| **band vs chance** | | | | | | band's test loss is lower than {beaten} of {len(randoms)} random "
-                    f"draws (z = {z:.2f}) | | |")
+        random_loss = [losses[r]["loss"] for r in randoms]
+        band = losses[band_run]["loss"]
+        beaten = sum(band < r for r in random_loss)
+        spread = statistics.stdev(random_loss)
+        z = (band - statistics.mean(random_loss)) / spread if spread > 0 else float("nan")
+        beaten_all, drawn_all = beaten_all + beaten, drawn_all + len(random_loss)
+        z_all.append(z)
+        rows.append(f"| {seed} | random draws, mean ± sd | | | | "
+                    f"{mean_sd([losses[r]['task_accuracy_loglik'] for r in randoms], 100)} | "
+                    f"{mean_sd([losses[r]['task_accuracy_generate'] for r in randoms], 100)} | "
+                    f"{mean_sd(random_loss, digits=4)} | | |")
+        rows.append(f"| {seed} | **band vs chance** | | | | | | band's test loss is lower than {beaten} of "
+                    f"{len(random_loss)} random draws (z = {z:.2f}) | | |")
+    if len(z_all) > 1:
+        rows.append(f"| both | **band vs chance** | | | | | | lower than {beaten_all} of {drawn_all} random draws; "
+                    f"z = {', '.join(f'{z:.2f}' for z in z_all)} | | |")
     return head + "\n" + "\n".join(rows), losses
 
 
@@ -142,18 +160,22 @@ def profile_plot(root: Path) -> None:
 
 
 def arms_plot(losses: dict) -> None:
+    """Test loss per arm, one group of bars per seed."""
     if not losses:
         return
-    fig, ax = plt.subplots(figsize=(6.5, 3.0), dpi=110)
-    names = [(r, lab) for r, lab in ARMS if r in losses]
-    for i, (run, _) in enumerate(names):
-        color = "C3" if run == "inflection-band-s0" else ("C0" if run == "lora-s0" else "C7")
-        ax.bar(i, losses[run]["loss"], color=color, alpha=0.6)
-    ax.set_xticks(range(len(names)), [lab.replace(" (", "\n(").replace(", draw", "\ndraw") for _, lab in names],
-                  fontsize=7)
-    ax.set_ylabel("quartz test loss")
-    ax.grid(alpha=0.3, axis="y")
-    ax.set_title("LoRA at equal trainable parameters (seed 0)", fontsize=9)
+    fig, axes = plt.subplots(1, len(SEEDS), figsize=(10, 3.0), dpi=110, sharey=True)
+    for ax, seed in zip(np.atleast_1d(axes), SEEDS):
+        names = [(r, lab) for r, lab in arms(seed) if r in losses]
+        for i, (run, _) in enumerate(names):
+            color = "C3" if run.startswith("inflection-band") else ("C0" if run.startswith("lora-") else "C7")
+            ax.bar(i, losses[run]["loss"], color=color, alpha=0.6)
+        ax.set_xticks(range(len(names)), [lab.replace(" (", "\n(").replace(", draw", "\ndraw") for _, lab in names],
+                      fontsize=7)
+        ax.set_ylim(0.2, None)
+        ax.grid(alpha=0.3, axis="y")
+        ax.set_title(f"seed {seed}", fontsize=9)
+    np.atleast_1d(axes)[0].set_ylabel("quartz test loss (axis from 0.2)")
+    fig.suptitle("LoRA at equal trainable parameters (460,800)", fontsize=9)
     save_figure(fig, HERE / "llm_inflection_arms.png")
 
 
@@ -163,7 +185,8 @@ def main(root: Path) -> None:
     arms_plot(losses)
     fill_page(HERE / "llm_inflection.md", {"band": band_summary(root), "arms": table, "cka": cka_table(root),
                                            "commands": command_block(root, ["diagnose-pretrained", "full-s0",
-                                                                            *[r for r, _ in ARMS]])})
+                                                                            *[r for seed in SEEDS
+                                                                              for r, _ in arms(seed)]])})
 
 
 if __name__ == "__main__":
