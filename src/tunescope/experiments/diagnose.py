@@ -28,7 +28,6 @@ from tunescope.tasks.options import TaskOptions
 log = logging.getLogger(__name__)
 
 DIAGNOSE_TASKS = ("classification", "causal-lm")
-# The column sets that make a data file SFT data (data/sft.py reads them; `text` alone is also a classification file).
 
 
 @dataclass
