@@ -89,8 +89,10 @@ def jobs(root: Path) -> list[dict]:
         job(f"sift-s{seed}", queue, lambda s=s: ["sft", *SFT, *s, "--strategy", "sift", "--sift-rate", SIFT_RATE])
         job(f"sift-random-s{seed}", queue, lambda s=s: ["sft", *SFT, *s, "--strategy", "sift", "--sift-rate",
                                                         SIFT_RATE, "--sift-mask", "random"])
-    job("go-full-s0", "B", lambda: ["sft", *SFT, "--seed", "0", "--strategy", "full", "--noise-sigma",
-                                    str(go_sigma(root))], needs=["basin-basic-pretrained"])
+    for seed, queue in ((0, "B"), (1, "A")):
+        job(f"go-full-s{seed}", queue, lambda seed=seed: ["sft", *SFT, "--seed", str(seed), "--strategy", "full",
+                                                          "--noise-sigma", str(go_sigma(root))],
+            needs=["basin-basic-pretrained"])
     band = ["--lora-targets", "q_proj,v_proj", "--lora-rank", str(BAND_RANK), "--lora-alpha", str(2 * BAND_RANK)]
     for seed, queue in ((0, "A"), (1, "B")):
         s = ["--seed", str(seed)]
@@ -110,6 +112,8 @@ def jobs(root: Path) -> list[dict]:
             "sift-random": ["--strategy", "sift", "--sift-rate", SIFT_RATE, "--sift-mask", "random"]}
     for arm, extra in arms.items():
         job(f"memory-{arm}", "C", lambda extra=extra: ["sft", *_short(SFT), "--seed", "0", *extra])
+    # The basins on seed 0 only: a specific-basin landscape is ~100 evaluations, 35-45 minutes of one CPU thread.
+    # Seed 1 has the plain and GO SFT runs (task, loss, retention) but no landscapes.
     for run, queue in (("full-s0", "A"), ("go-full-s0", "B")):
         job(f"basin-specific-{run}", queue,
             lambda run=run: ["landscape", "--model", str(root / run), *SPECIFIC, *LANDSCAPE[:-1], "--directions",

@@ -17,16 +17,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from llm_common import HERE, command_block, fill_page, load, mean_sd  # noqa: E402
+from llm_common import HERE, command_block, fill_page, load  # noqa: E402
 
 from tunescope.report.plots import save_figure  # noqa: E402
 
-# (landscape run, what it measures)
+# (landscape run, what it measures): seed 0 only (llm_suite.py: a landscape is 13-45 minutes of one CPU thread)
 BASINS = [("basin-basic-pretrained", "basic (news_text next-token acc.) at the pre-trained model"),
           ("basin-basic-full-s0", "basic (news_text next-token acc.) at the full-SFT model"),
           ("basin-specific-full-s0", "specific (quartz completion-token acc.) at the full-SFT model"),
           ("basin-specific-go-full-s0", "specific (quartz completion-token acc.) at the GO-SFT model")]
-SFT_RUNS = [("full-s0", "plain SFT (full)"), ("go-full-s0", "GO SFT (full, noise-injected)")]
+# plain and GO SFT on both seeds (seed 1: task, loss and retention; its basins were not measured)
+SFT_RUNS = [(f"{run}-s{seed}", f"{label}, seed {seed}") for seed in (0, 1)
+            for run, label in (("full", "plain SFT (full)"), ("go-full", "GO SFT (full, noise-injected)"))]
 
 
 def _g(x: float) -> str:
@@ -43,7 +45,7 @@ def basin_table(root: Path) -> str:
             continue
         b = res["basin"]
         rnd, worst, sft = b.get("random"), b.get("worst"), b.get("sft")
-        rrange = f"{_g(rnd['median_radius'])} ({_g(min(rnd['radii']))}-{_g(max(rnd['radii']))})" if rnd else "-"
+        rrange = _radius_range(rnd)
         wr = _g(worst["median_radius"]) if worst else "-"
         ratio = f"{rnd['median_radius'] / worst['median_radius']:.0f}x" if rnd and worst and worst["median_radius"] else "-"
         sf = f"{_g(sft['radii_positive'][0])} / {_g(sft['radii_negative'][0])}" if sft else "-"
@@ -80,28 +82,46 @@ def displacement_table(root: Path) -> str:
 
 
 def go_table(root: Path) -> str:
-    head = ("| SFT run | GO sigma | task acc. log-lik % | task acc. generate % | test loss | specific random radius a | "
-            "specific worst radius a |\n|---|---|---|---|---|---|---|")
-    rows = []
+    """Plain vs GO SFT per seed: the task, retention and (where measured) the specific basin's radii; then GO's
+    widening per seed."""
+    head = ("| SFT run | GO sigma | task acc. log-lik % | task acc. generate % | test loss | news_text perplexity "
+            "after / before | specific random radius a, median (min-max) | specific worst radius a |\n"
+            "|---|---|---|---|---|---|---|---|")
+    rows, radii = [], {}
     for run, label in SFT_RUNS:
         res, spec = load(root, run), load(root, f"basin-specific-{run}")
         if res is None:
             continue
         ev = res["eval"]
         b = spec["basin"] if spec else {}
-        rows.append(f"| {label} | {res.get('go', {}).get('noise_sigma', 0)} | {mean_sd([ev['task_accuracy_loglik']], 100)} | "
-                    f"{mean_sd([ev['task_accuracy_generate']], 100)} | {ev['loss']:.3f} | "
-                    f"{_g(b['random']['median_radius']) if 'random' in b else '-'} | "
-                    f"{_g(b['worst']['median_radius']) if 'worst' in b else '-'} |")
+        rnd = b.get("random")
+        radii[run] = (rnd["median_radius"] if rnd else None, b["worst"]["median_radius"] if "worst" in b else None)
+        rows.append(f"| {label} | {res.get('go', {}).get('noise_sigma', 0)} | {100 * ev['task_accuracy_loglik']:.1f} | "
+                    f"{100 * ev['task_accuracy_generate']:.1f} | {ev['loss']:.3f} | "
+                    f"{res['retention']['perplexity_ratio']:.3f} | "
+                    f"{_radius_range(rnd)} | {_g(radii[run][1]) if radii[run][1] else '-'} |")
+    for seed in (0, 1):
+        plain, go = radii.get(f"full-s{seed}"), radii.get(f"go-full-s{seed}")
+        if plain and go and all(plain) and all(go):
+            rows.append(f"| **GO / plain, seed {seed}** | | | | | | **{go[0] / plain[0]:.1f}x** | "
+                        f"**{go[1] / plain[1]:.0f}x** |")
     return head + "\n" + "\n".join(rows)
 
 
+def _radius_range(rnd: dict | None) -> str:
+    """'median (min-max)' of a direction kind's radii, or '-'."""
+    return f"{_g(rnd['median_radius'])} ({_g(min(rnd['radii']))}-{_g(max(rnd['radii']))})" if rnd else "-"
+
+
 def curves_plot(root: Path) -> None:
+    """Score along each direction kind, one panel per landscape (four per row)."""
     names = [(n, label) for n, label in BASINS if load(root, n) is not None]
     if not names:
         return
-    fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.0), dpi=110, squeeze=False)
-    for ax, (name, label) in zip(axes[0], names):
+    cols = min(4, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.0 * rows), dpi=110, squeeze=False)
+    for ax, (name, label) in zip(axes.flat, names):
         b = load(root, name)["basin"]
         for i, (kind, c) in enumerate(b.get("curves", {}).items()):
             for j, scores in enumerate(c["scores"]):
@@ -109,9 +129,12 @@ def curves_plot(root: Path) -> None:
         ax.axhline(b["threshold"], color="grey", ls=":", lw=1, label="floor S - tau")
         ax.set_title(label.replace(" at ", "\nat "), fontsize=7)
         ax.set_xlabel("a (per-parameter scale)", fontsize=8)
+        ax.set_ylabel("score S", fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
-    axes[0][0].set_ylabel("score S")
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    fig.tight_layout()
     save_figure(fig, HERE / "llm_basins_curves.png")
 
 

@@ -29,7 +29,8 @@ SEEDS = (0, 1)
 def arms(seed: int) -> list[tuple[str, str]]:
     """(run, label) of one seed's five arms: the band, all layers, and the three random draws (seed 0 draws 1-3,
     seed 1 draws 4-6: llm_suite.random_layer_sets)."""
-    return [(f"inflection-band-s{seed}", "diagnosed band (lora-inflection)"), (f"lora-s{seed}", "all 30 layers (r = 8)"),
+    return [(f"inflection-band-s{seed}", "diagnosed band (lora-inflection)"),
+            (f"lora-s{seed}", "all 30 layers (r = 8)"),
             *[(f"inflection-random{i}-s{seed}", f"random layers, draw {i + 3 * seed}") for i in (1, 2, 3)]]
 
 
@@ -84,8 +85,9 @@ def cka_table(root: Path) -> str:
 def arms_table(root: Path) -> tuple[str, dict]:
     """One row per seed and arm, then per seed the random draws' mean and where the band falls among them, and
     over both seeds how many of the six random placements the band's test loss beats."""
-    head = ("| seed | arm | layers | LoRA rank (q, v) | trainable params | task acc. log-lik % | task acc. generate % | "
-            "test loss | validation loss | news_text perplexity after / before |\n|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| seed | arm | layers | LoRA rank (q, v) | trainable params | task acc. log-lik % | "
+            "task acc. generate % | test loss | validation loss | news_text perplexity after / before |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
     rows, losses = [], {}
     beaten_all, drawn_all, z_all = 0, 0, []
     for seed in SEEDS:
