@@ -6,7 +6,6 @@ typed).
 
 from __future__ import annotations
 
-import math
 import statistics
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 from llm_common import HERE, command_block, fill_page, load, mean_sd  # noqa: E402
 
-from tunescope.diagnostics.selection import select_inflection_layers  # noqa: E402
+from tunescope.diagnostics.selection import gradient_decay, select_inflection_layers  # noqa: E402
 from tunescope.report.plots import save_figure  # noqa: E402
 
 SEEDS = (0, 1)
@@ -36,10 +35,6 @@ def arms(seed: int) -> list[tuple[str, str]]:
 
 def _col(layers: list[dict], key: str) -> list[float]:
     return [row.get(key, float("nan")) for row in layers]
-
-
-def _decay(act: list[float]) -> list[float]:
-    return [math.log(act[i + 1] / act[i]) for i in range(len(act) - 1)]
 
 
 def band_summary(root: Path) -> str:
@@ -59,10 +54,10 @@ def band_summary(root: Path) -> str:
         layers = res[key]["layers"]
         ent, act = _col(layers, "attn_entropy"), _col(layers, "act_grad_norm")
         band = select_inflection_layers(ent, act, 8).layers
-        dec = _decay(act)
-        band_dec = [dec[i] for i in band if i < len(dec)]
+        dec = np.asarray(gradient_decay(act))  # NaN at the last layer: nanmean skips it
+        band_dec = dec[band]
         rows.append(f"| {label} | {band[0]}-{band[-1]} | {np.mean([ent[i] for i in band]):.3f} / {np.mean(ent):.3f} | "
-                    f"{np.mean(band_dec):.3f} / {np.mean(dec):.3f} | {act[0]:.3g} / {act[-1]:.3g} |")
+                    f"{np.nanmean(band_dec):.3f} / {np.nanmean(dec):.3f} | {act[0]:.3g} / {act[-1]:.3g} |")
     return head + "\n" + "\n".join(rows)
 
 
